@@ -1,0 +1,31 @@
+/* Runs every CUnit suite under tests/unit; exits non-zero on any failure. */
+#include <stdio.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "unit_registry.h"
+
+int main(int argc, char **argv)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    for (size_t i = 0; unit_suites[i].name; i++) {
+        /* An optional argument runs only the suites whose name contains it. */
+        if (argc > 1 && !strstr(unit_suites[i].name, argv[1]))
+            continue;
+        if (unit_suites[i].add() != 0) {
+            fprintf(stderr, "cannot register %s\n", unit_suites[i].name);
+            CU_cleanup_registry();
+            return 2;
+        }
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    printf("\n%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
+           CU_get_number_of_tests_failed());
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
