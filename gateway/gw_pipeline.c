@@ -1,0 +1,282 @@
+#include "gw_pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "adapter.h"
+#include "fr_cover.h"
+#include "fr_headers.h"
+#include "fr_route.h"
+#include "gw_log.h"
+#include "gw_runtime.h"
+#include "gw_worker.h"
+
+/* Most header fields a request or response carries through the pipeline; more are
+   refused by the transport's header_fields limit long before. */
+#define MAX_FIELDS 1024
+
+/* A request handed to a backend adapter. Lives until the adapter is done with it and
+   the transport is done with the request (see tp_req.h on on_abort). */
+struct exchange {
+    struct tp_req *req;
+    struct gw_worker *w;
+    const struct gw_backend *backend;
+    void *inst;
+    void *handle;
+    int status;
+    uint64_t bytes;
+    uint64_t start_us;
+    bool adapter_done; /* on_end or on_error came, or cancel was called */
+    bool body_done;    /* the request body's end was passed on (or there is none) */
+    bool req_gone;     /* the transport let go of the request */
+    bool head_sent;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void exchange_log(struct exchange *x)
+{
+    gw_log_access(x->backend->name, x->status, x->bytes, now_us() - x->start_us);
+}
+
+/* Frees |x| once nobody can call into it any more. */
+static void exchange_maybe_free(struct exchange *x)
+{
+    if (!x->adapter_done || !(x->req_gone || x->body_done))
+        return;
+    if (!x->req_gone)
+        /* The transport keeps the request until it has sent everything; it calls
+           nothing more of ours now that the body's end has been heard. */
+        x->req->handler = NULL;
+    exchange_log(x);
+    free(x);
+}
+
+/* An error page as an ordinary server writes one, naming no product. */
+static void respond_status(struct tp_req *req, int status)
+{
+    char body[192];
+    const char *reason = tp_http_reason(status);
+    int n = snprintf(body, sizeof(body),
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = 0;
+    struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/html")};
+    if (tp_req_respond(req, status, &ct, 1, n, false) != 0)
+        return;
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        evbuffer_add(b, body, (size_t)n);
+        tp_req_write(req, b);
+        evbuffer_free(b);
+    }
+    tp_req_end(req);
+}
+
+/* ------------------------------------------------------- adapter -> client --- */
+
+static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t n,
+                       int64_t content_length)
+{
+    struct exchange *x = arg;
+    struct tp_header out[MAX_FIELDS];
+    if (n > MAX_FIELDS)
+        n = MAX_FIELDS;
+    size_t m = fr_headers_filter_response(hs, n, out);
+    x->status = status;
+    x->head_sent = true;
+    if (tp_req_respond(x->req, status, out, m, content_length, false) != 0)
+        tp_req_reset(x->req);
+}
+
+static bool ad_on_data(void *arg, struct evbuffer *data)
+{
+    struct exchange *x = arg;
+    x->bytes += evbuffer_get_length(data);
+    return tp_req_write(x->req, data);
+}
+
+static void ad_on_end(void *arg)
+{
+    struct exchange *x = arg;
+    x->adapter_done = true;
+    tp_req_end(x->req);
+    exchange_maybe_free(x);
+}
+
+static int error_status(int err)
+{
+    switch (err) {
+    case ADAPTER_ERR_TIMEOUT: return 504;
+    case ADAPTER_ERR_UNAVAILABLE: return 503;
+    default: return 502;
+    }
+}
+
+static void ad_on_error(void *arg, int err, bool head_sent)
+{
+    struct exchange *x = arg;
+    x->adapter_done = true;
+    if (head_sent || x->head_sent) {
+        tp_req_reset(x->req);
+        x->req_gone = true; /* a reset request gets no on_abort */
+    } else {
+        x->status = error_status(err);
+        respond_status(x->req, x->status);
+    }
+    exchange_maybe_free(x);
+}
+
+static void ad_on_body_sent(void *arg, size_t n)
+{
+    struct exchange *x = arg;
+    tp_req_consume(x->req, n);
+}
+
+static const struct adapter_response_cb adapter_cb = {
+    .on_head = ad_on_head,
+    .on_data = ad_on_data,
+    .on_end = ad_on_end,
+    .on_error = ad_on_error,
+    .on_body_sent = ad_on_body_sent,
+};
+
+/* ------------------------------------------------------- client -> adapter --- */
+
+static void rq_on_body(struct tp_req *req, struct evbuffer *data, bool end)
+{
+    struct exchange *x = req->handler_data;
+    size_t len = evbuffer_get_length(data);
+    if (x->adapter_done || !req->has_body) {
+        evbuffer_drain(data, len);
+        if (len)
+            tp_req_consume(req, len);
+    } else if (x->backend->ops->body(x->handle, data, end) != 0) {
+        /* The adapter refused the bytes: it will report the error itself. */
+        evbuffer_drain(data, evbuffer_get_length(data));
+    }
+    if (end) {
+        x->body_done = true;
+        exchange_maybe_free(x);
+    }
+}
+
+static void rq_on_writable(struct tp_req *req)
+{
+    struct exchange *x = req->handler_data;
+    if (!x->adapter_done)
+        x->backend->ops->resume(x->handle);
+}
+
+static void rq_on_abort(struct tp_req *req)
+{
+    struct exchange *x = req->handler_data;
+    x->req_gone = true;
+    if (!x->adapter_done) {
+        x->backend->ops->cancel(x->handle);
+        x->adapter_done = true;
+        x->status = 499; /* nginx's "client closed request", for the access log */
+    }
+    exchange_maybe_free(x);
+}
+
+static const struct tp_req_handler exchange_handler = {
+    .on_body = rq_on_body,
+    .on_writable = rq_on_writable,
+    .on_abort = rq_on_abort,
+};
+
+static void to_backend(struct gw_worker *w, struct tp_req *req, int index)
+{
+    const struct gw_backend *b = &w->rt->backends[index];
+    struct exchange *x = calloc(1, sizeof(*x));
+    if (!x) {
+        tp_req_reset(req);
+        return;
+    }
+    x->req = req;
+    x->w = w;
+    x->backend = b;
+    x->inst = w->adapters[index];
+    x->start_us = now_us();
+    x->body_done = !req->has_body;
+    struct tp_header fields[MAX_FIELDS];
+    size_t n = req->nheaders < MAX_FIELDS ? req->nheaders : MAX_FIELDS;
+    struct adapter_request ar = {
+        .method = req->method,
+        .authority = req->authority,
+        .path = req->path,
+        .headers = fields,
+        .nheaders = fr_headers_filter_request(b->allowlist, req->headers, n, fields),
+        .content_length = req->content_length,
+        .has_body = req->has_body,
+    };
+    int rv = b->ops->handle(x->inst, &ar, &adapter_cb, x, &x->handle);
+    if (rv != 0) {
+        x->status = error_status(rv);
+        respond_status(req, x->status);
+        x->adapter_done = true;
+        x->req_gone = true;
+        exchange_log(x);
+        free(x);
+        return;
+    }
+    tp_req_set_handler(req, &exchange_handler, x);
+}
+
+/* ------------------------------------------------------------------- cover --- */
+
+static void serve_cover(struct gw_worker *w, struct tp_req *req)
+{
+    const struct gw_runtime *rt = w->rt;
+    if (rt->cover_backend >= 0) {
+        to_backend(w, req, rt->cover_backend);
+        return;
+    }
+    const struct tp_header *inm = tp_req_header(req, "if-none-match");
+    const struct tp_header *ims = tp_req_header(req, "if-modified-since");
+    const struct tp_header *range = tp_req_header(req, "range");
+    const struct tp_header *ifr = tp_req_header(req, "if-range");
+    struct fr_cover_request cr = {
+        .method = req->method,
+        .path = req->path,
+        .if_none_match = inm ? inm->value : (struct tp_str){0},
+        .if_modified_since = ims ? ims->value : (struct tp_str){0},
+        .range = range ? range->value : (struct tp_str){0},
+        .if_range = ifr ? ifr->value : (struct tp_str){0},
+    };
+    struct fr_cover_response resp;
+    fr_cover_serve(rt->cover, &cr, &resp);
+    bool end = resp.no_body || resp.body_len == 0;
+    if (tp_req_respond(req, resp.status, resp.headers, resp.nheaders, resp.content_length,
+                       end) != 0) {
+        tp_req_reset(req);
+        return;
+    }
+    if (!end) {
+        tp_req_write_ref(req, resp.body, resp.body_len);
+        tp_req_end(req);
+    }
+    gw_log_access("cover", resp.status, resp.no_body ? 0 : resp.body_len, 0);
+}
+
+void gw_pipeline_on_request(void *arg, struct tp_req *req)
+{
+    struct gw_worker *w = arg;
+    int target = fr_router_match(w->rt->router, req->authority, req->path);
+    if (target == GW_TARGET_COVER)
+        serve_cover(w, req);
+    else
+        to_backend(w, req, target);
+}

@@ -1,0 +1,14 @@
+/* The request pipeline: one function for every request, whatever connection it came
+   on. It routes by authority and path, then serves the cover or hands the request to
+   a backend adapter with its headers stripped to the backend's allowlist. */
+#ifndef ZASLON_GATEWAY_GW_PIPELINE_H
+#define ZASLON_GATEWAY_GW_PIPELINE_H
+
+#include "tp_req.h"
+
+struct gw_worker;
+
+/* tp_server_opts.on_request for a worker; |arg| is the struct gw_worker. */
+void gw_pipeline_on_request(void *arg, struct tp_req *req);
+
+#endif

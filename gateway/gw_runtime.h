@@ -1,0 +1,53 @@
+/* The runtime: everything built from one config snapshot that workers share read-only
+   (TLS contexts, router, cover site, backends with their parsed adapter configs and
+   header allowlists). Built and validated before anything listens, so `zaslon -t` and
+   `zaslonctl check-config` run exactly the checks a start would. */
+#ifndef ZASLON_GATEWAY_GW_RUNTIME_H
+#define ZASLON_GATEWAY_GW_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "adapter.h"
+#include "conf_snapshot.h"
+#include "fr_cover.h"
+#include "fr_headers.h"
+#include "fr_route.h"
+#include "tp_server.h"
+
+struct gw_backend {
+    const char *name;                /* borrowed from the snapshot */
+    const struct adapter_ops *ops;
+    void *adapter_cfg;               /* from ops->config_parse */
+    struct fr_allowlist *allowlist;
+};
+
+/* Route target for the cover, as returned by fr_router_match. */
+#define GW_TARGET_COVER (-1)
+
+struct gw_runtime {
+    struct conf_snapshot *snap; /* owned */
+    SSL_CTX **ssl_ctx;          /* one per listen entry; NULL for cleartext */
+    struct fr_router *router;
+    struct fr_cover_site *cover; /* static cover, or NULL with cover_backend */
+    int cover_backend;           /* index into backends for `cover: upstream`, or -1 */
+    struct gw_backend *backends;
+    size_t nbackends;            /* configured backends, plus the cover upstream */
+    struct tp_server_limits limits;
+    unsigned workers;
+};
+
+/* Builds a runtime from |snap|, taking ownership of it (freed on failure too).
+   Returns 0 and *out, or -1 with "file:line: reason" or "file: reason" in |err|. */
+int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *err,
+                   size_t errlen);
+
+/* Loads |path| and builds a runtime: the whole of a config check. */
+int gw_runtime_load(const char *path, struct gw_runtime **out, char *err, size_t errlen);
+
+/* Frees everything. Accepts NULL. */
+void gw_runtime_free(struct gw_runtime *rt);
+
+#endif

@@ -1,0 +1,370 @@
+/* The HTTP/2 server side, driven in-process by an nghttp2 client session over a real
+   loopback connection (h2c with prior knowledge) on one event_base. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <CUnit/CUnit.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "unit_suites.h"
+#include "tp_server.h"
+
+/* ---- server side: /echo counts the body; /big/N streams N bytes with backpressure */
+
+struct srv_req {
+    struct tp_req *req;
+    size_t body;
+    size_t left; /* /big: bytes still to write */
+    uint8_t next;
+};
+
+static unsigned aborts;
+
+static void big_pump(struct tp_req *req)
+{
+    struct srv_req *r = req->handler_data;
+    struct evbuffer *b = evbuffer_new();
+    while (r->left) {
+        uint8_t chunk[8192];
+        size_t n = r->left < sizeof(chunk) ? r->left : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = r->next++;
+        evbuffer_add(b, chunk, n);
+        r->left -= n;
+        if (!tp_req_write(req, b))
+            break; /* wait for on_writable */
+    }
+    evbuffer_free(b);
+    if (r->left == 0) {
+        tp_req_end(req);
+        req->handler = NULL;
+        free(r);
+    }
+}
+
+static void srv_body(struct tp_req *req, struct evbuffer *data, bool end)
+{
+    struct srv_req *r = req->handler_data;
+    size_t n = evbuffer_get_length(data);
+    r->body += n;
+    evbuffer_drain(data, n);
+    tp_req_consume(req, n);
+    if (!end)
+        return;
+    if (r->left) {
+        struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("application/octet-stream")};
+        tp_req_respond(req, 200, &ct, 1, (int64_t)r->left, false);
+        big_pump(req);
+        return;
+    }
+    char out[128];
+    int len = snprintf(out, sizeof(out), "%.*s body=%zu", (int)req->path.len, req->path.base,
+                       r->body);
+    tp_req_respond(req, 200, NULL, 0, len, false);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, out, (size_t)len);
+    tp_req_write(req, b);
+    evbuffer_free(b);
+    tp_req_end(req);
+    req->handler = NULL;
+    free(r);
+}
+
+static void srv_abort(struct tp_req *req)
+{
+    aborts++;
+    free(req->handler_data);
+}
+
+static const struct tp_req_handler srv_handler = {
+    .on_body = srv_body, .on_writable = big_pump, .on_abort = srv_abort};
+
+static void on_request(void *arg, struct tp_req *req)
+{
+    struct srv_req *r = calloc(1, sizeof(*r));
+    r->req = req;
+    if (req->path.len > 5 && memcmp(req->path.base, "/big/", 5) == 0)
+        r->left = strtoul(req->path.base + 5, NULL, 10);
+    tp_req_set_handler(req, &srv_handler, r);
+}
+
+/* ---- client side */
+
+struct cstream {
+    int32_t id;
+    int status;
+    size_t received;
+    uint8_t expect; /* /big: the next byte value expected */
+    bool pattern_ok;
+    bool closed;
+    uint32_t error;
+    char body[256];
+    bool has_date, has_server;
+    const uint8_t *upload;
+    size_t upload_len, upload_off;
+};
+
+struct client {
+    struct event_base *base;
+    struct bufferevent *bev;
+    nghttp2_session *s;
+    struct cstream *streams;
+    size_t nstreams, open;
+};
+
+static struct cstream *find(struct client *c, int32_t id)
+{
+    for (size_t i = 0; i < c->nstreams; i++)
+        if (c->streams[i].id == id)
+            return &c->streams[i];
+    return NULL;
+}
+
+static int c_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                       size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    struct cstream *cs = find(ud, f->hd.stream_id);
+    if (!cs)
+        return 0;
+    if (nl == 7 && memcmp(name, ":status", 7) == 0)
+        cs->status = atoi((const char *)value);
+    if (nl == 4 && memcmp(name, "date", 4) == 0)
+        cs->has_date = true;
+    if (nl == 6 && memcmp(name, "server", 6) == 0)
+        cs->has_server = true;
+    return 0;
+}
+
+static int c_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d,
+                     size_t len, void *ud)
+{
+    struct cstream *cs = find(ud, id);
+    if (!cs)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (d[i] != cs->expect++)
+            cs->pattern_ok = false;
+    size_t room = sizeof(cs->body) - 1 - (cs->received < sizeof(cs->body) ? cs->received : sizeof(cs->body) - 1);
+    size_t n = len < room ? len : room;
+    memcpy(cs->body + (cs->received < sizeof(cs->body) - 1 ? cs->received : sizeof(cs->body) - 1), d, n);
+    cs->received += len;
+    return 0;
+}
+
+static int c_on_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    struct client *c = ud;
+    struct cstream *cs = find(c, id);
+    if (cs) {
+        cs->closed = true;
+        cs->error = err;
+    }
+    if (--c->open == 0)
+        event_base_loopexit(c->base, NULL);
+    return 0;
+}
+
+static ssize_t c_upload(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                        uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct cstream *cs = src->ptr;
+    size_t n = cs->upload_len - cs->upload_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, cs->upload + cs->upload_off, n);
+    cs->upload_off += n;
+    if (cs->upload_off == cs->upload_len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void c_flush(struct client *c)
+{
+    const uint8_t *data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(c->s, &data)) > 0)
+        bufferevent_write(c->bev, data, (size_t)n);
+}
+
+static void c_read(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)len);
+    if (nghttp2_session_mem_recv(c->s, p, len) < 0) {
+        event_base_loopexit(c->base, NULL);
+        return;
+    }
+    evbuffer_drain(in, len);
+    c_flush(c);
+}
+
+static void c_write(struct bufferevent *bev, void *arg)
+{
+    c_flush(arg);
+}
+
+static void c_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    event_base_loopexit(c->base, NULL);
+}
+
+/* Runs |n| requests (paths[i], with an optional upload body) over one connection to
+   a fresh server; fills streams[]. */
+static void run(const char *const *paths, size_t n, struct cstream *streams,
+                const nghttp2_nv *extra, size_t nextra, const struct tp_server_limits *lim)
+{
+    struct event_base *base = event_base_new();
+    struct tp_server_opts opts = {.on_request = on_request};
+    if (lim)
+        opts.limits = *lim;
+    else
+        tp_server_limits_default(&opts.limits);
+    struct tp_server *srv;
+    CU_ASSERT_FATAL(tp_server_new(base, &opts, &srv) == 0);
+    int fd;
+    CU_ASSERT_FATAL(tp_listen_socket("127.0.0.1", 0, &fd) == 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    CU_ASSERT_FATAL(tp_server_listen(srv, fd, NULL) == 0);
+
+    struct client c = {.base = base, .streams = streams, .nstreams = n, .open = n};
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, c_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, c_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, c_on_close);
+    nghttp2_session_client_new(&c.s, cbs, &c);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        nghttp2_nv nva[64];
+        size_t k = 0;
+        const char *method = streams[i].upload ? "POST" : "GET";
+#define NV(N, V) nva[k++] = (nghttp2_nv){(uint8_t *)(N), (uint8_t *)(V), strlen(N), strlen(V), 0}
+        NV(":method", method);
+        NV(":scheme", "http");
+        NV(":authority", "unit.test");
+        NV(":path", paths[i]);
+#undef NV
+        for (size_t e = 0; e < nextra && k < 64; e++)
+            nva[k++] = extra[e];
+        streams[i].pattern_ok = true;
+        nghttp2_data_provider prd = {.source.ptr = &streams[i], .read_callback = c_upload};
+        streams[i].id = nghttp2_submit_request(c.s, NULL, nva, k,
+                                               streams[i].upload ? &prd : NULL, NULL);
+    }
+    c.bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c.bev, c_read, c_write, c_event, &c);
+    bufferevent_enable(c.bev, EV_READ | EV_WRITE);
+    bufferevent_socket_connect(c.bev, (struct sockaddr *)&sin, sizeof(sin));
+    c_flush(&c);
+    struct timeval tv = {20, 0};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    nghttp2_session_del(c.s);
+    bufferevent_free(c.bev);
+    tp_server_free(srv);
+    event_base_free(base);
+}
+
+static void get_and_post(void)
+{
+    static uint8_t upload[300000];
+    for (size_t i = 0; i < sizeof(upload); i++)
+        upload[i] = (uint8_t)i;
+    const char *paths[] = {"/a?x=1", "/upload"};
+    struct cstream st[2] = {0};
+    st[1].upload = upload;
+    st[1].upload_len = sizeof(upload);
+    aborts = 0;
+    run(paths, 2, st, NULL, 0, NULL);
+    CU_ASSERT_EQUAL(st[0].status, 200);
+    CU_ASSERT_STRING_EQUAL(st[0].body, "/a?x=1 body=0");
+    CU_ASSERT_TRUE(st[0].has_date);
+    CU_ASSERT_FALSE(st[0].has_server);
+    /* 300 KB is more than the stream window: it only arrives if credit flows back. */
+    CU_ASSERT_EQUAL(st[1].status, 200);
+    CU_ASSERT_STRING_EQUAL(st[1].body, "/upload body=300000");
+    CU_ASSERT_EQUAL(aborts, 0);
+}
+
+static void big_download_with_backpressure(void)
+{
+    const char *paths[] = {"/big/4000000", "/big/1000000", "/small"};
+    struct cstream st[3] = {0};
+    run(paths, 3, st, NULL, 0, NULL);
+    if (st[0].received != 4000000)
+        fprintf(stderr, "\nbig: status=%d/%d/%d received=%zu/%zu/%zu closed=%d err=%u\n",
+                st[0].status, st[1].status, st[2].status, st[0].received, st[1].received,
+                st[2].received, st[0].closed, st[0].error);
+    CU_ASSERT_EQUAL(st[0].status, 200);
+    CU_ASSERT_EQUAL(st[0].received, 4000000);
+    CU_ASSERT_TRUE(st[0].pattern_ok);
+    CU_ASSERT_EQUAL(st[1].received, 1000000);
+    CU_ASSERT_TRUE(st[1].pattern_ok);
+    CU_ASSERT_STRING_EQUAL(st[2].body, "/small body=0");
+}
+
+static void oversized_headers(void)
+{
+    struct tp_server_limits l;
+    tp_server_limits_default(&l);
+    l.header_fields = 10;
+    nghttp2_nv extra[12];
+    static char names[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(names[i], sizeof(names[i]), "x-%d", i);
+        extra[i] = (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)"v", strlen(names[i]), 1, 0};
+    }
+    const char *paths[] = {"/many"};
+    struct cstream st[1] = {0};
+    run(paths, 1, st, extra, 12, &l);
+    CU_ASSERT_EQUAL(st[0].status, 431);
+    CU_ASSERT_PTR_NULL(strstr(st[0].body, "zaslon"));
+}
+
+static void many_streams(void)
+{
+    enum { N = 300 };
+    static char pathbuf[N][32];
+    const char *paths[N];
+    static struct cstream st[N];
+    memset(st, 0, sizeof(st));
+    for (int i = 0; i < N; i++) {
+        snprintf(pathbuf[i], sizeof(pathbuf[i]), "/s/%d", i);
+        paths[i] = pathbuf[i];
+    }
+    run(paths, N, st, NULL, 0, NULL);
+    unsigned ok = 0;
+    for (int i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "/s/%d body=0", i);
+        ok += st[i].status == 200 && strcmp(st[i].body, want) == 0;
+    }
+    /* The client respects MAX_CONCURRENT_STREAMS, so every stream completes. */
+    CU_ASSERT_EQUAL(ok, N);
+}
+
+int test_tp_h2(void)
+{
+    CU_pSuite s = CU_add_suite("tp_h2", NULL, NULL);
+    if (!s || !CU_add_test(s, "GET and flow-controlled POST", get_and_post) ||
+        !CU_add_test(s, "big downloads with backpressure", big_download_with_backpressure) ||
+        !CU_add_test(s, "oversized header list gets 431", oversized_headers) ||
+        !CU_add_test(s, "300 streams on one connection", many_streams))
+        return -1;
+    return 0;
+}

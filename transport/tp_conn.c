@@ -1,0 +1,302 @@
+/* One client connection: accept, TLS handshake or cleartext sniffing, protocol
+   dispatch, the connection's deadline, and the single teardown function. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "tp_conn_internal.h"
+#include "tp_err.h"
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN 24
+
+uint64_t tp_conn_now_ms(struct tp_conn *c)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(c->server->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static unsigned deadline_ms(struct tp_conn *c)
+{
+    switch (c->deadline) {
+    case TP_DL_HANDSHAKE:
+        /* Cleartext has no handshake: its first bytes are a request head. */
+        return c->tls ? c->limits.tls_handshake_timeout_ms : c->limits.header_timeout_ms;
+    case TP_DL_IDLE: return c->limits.idle_timeout_ms;
+    case TP_DL_HEADER: return c->limits.header_timeout_ms;
+    case TP_DL_BODY: return c->limits.body_timeout_ms;
+    case TP_DL_NONE: break;
+    }
+    return 0;
+}
+
+static void arm(struct tp_conn *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(c->timer, &tv);
+}
+
+void tp_conn_set_deadline(struct tp_conn *c, enum tp_deadline d)
+{
+    c->deadline = d;
+    c->deadline_start_ms = tp_conn_now_ms(c);
+    if (d == TP_DL_NONE)
+        event_del(c->timer);
+    else
+        arm(c, deadline_ms(c));
+}
+
+void tp_conn_touch(struct tp_conn *c)
+{
+    /* The header deadline is absolute: trickling bytes must not extend it. */
+    if (c->deadline != TP_DL_HEADER && c->deadline != TP_DL_HANDSHAKE)
+        c->deadline_start_ms = tp_conn_now_ms(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tp_conn *c = arg;
+    uint64_t limit = deadline_ms(c);
+    uint64_t elapsed = tp_conn_now_ms(c) - c->deadline_start_ms;
+    if (c->deadline == TP_DL_NONE)
+        return;
+    if (elapsed < limit) {
+        /* Progress happened since the timer was armed: sleep for the remainder. */
+        arm(c, limit - elapsed);
+        return;
+    }
+    switch (c->phase) {
+    case TP_PHASE_HANDSHAKE:
+        tp_conn_close(c, c->tls ? TP_EV_TLS_TIMEOUT : TP_EV_HEADER_TIMEOUT);
+        return;
+    case TP_PHASE_CLOSING:
+        tp_conn_close(c, TP_EV_WRITE_TIMEOUT);
+        return;
+    case TP_PHASE_ACTIVE:
+        break;
+    }
+    if (c->proto == TP_PROTO_H2)
+        tp_h2_on_deadline(c);
+    else
+        tp_h1_on_deadline(c);
+}
+
+void tp_conn_event(struct tp_conn *c, enum tp_server_event ev)
+{
+    if (c->server->opts.on_event)
+        c->server->opts.on_event(c->server->opts.arg, ev, c->serial);
+}
+
+void tp_conn_close(struct tp_conn *c, enum tp_server_event ev)
+{
+    if (ev != TP_EV__COUNT)
+        tp_conn_event(c, ev);
+    /* Protocol state first: it may call handlers' on_abort, which must still find
+       the connection intact. */
+    if (c->proto == TP_PROTO_H2)
+        tp_h2_free(c);
+    else if (c->proto == TP_PROTO_H1)
+        tp_h1_free(c);
+    c->proto = TP_PROTO_NONE;
+    tp_conn_server_detach(c);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl)
+            /* No close_notify wait: a quiet shutdown frees at once. */
+            SSL_set_quiet_shutdown(ssl, 1);
+        bufferevent_free(c->bev);
+    }
+    free(c);
+}
+
+static void closing_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct tp_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        tp_conn_close(c, TP_EV__COUNT);
+}
+
+static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    tp_conn_close(arg, TP_EV__COUNT);
+}
+
+void tp_conn_close_after_flush(struct tp_conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        tp_conn_close(c, TP_EV__COUNT);
+        return;
+    }
+    c->phase = TP_PHASE_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_setcb(c->bev, NULL, closing_write_cb, closing_event_cb, c);
+    /* Flushing is bounded by the write timeout. */
+    c->deadline = TP_DL_IDLE;
+    c->deadline_start_ms = tp_conn_now_ms(c);
+    arm(c, c->limits.write_timeout_ms);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+
+static void proto_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct tp_conn *c = arg;
+    if (c->proto == TP_PROTO_H2)
+        tp_h2_on_write(c);
+    else if (c->proto == TP_PROTO_H1)
+        tp_h1_on_write(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static int start_proto(struct tp_conn *c, enum tp_conn_proto proto)
+{
+    c->proto = proto;
+    c->phase = TP_PHASE_ACTIVE;
+    bufferevent_setcb(c->bev, read_cb, proto_write_cb, event_cb, c);
+    /* Write low-water mark: the write callback fires once queued output falls to
+       half the connection's cap, which is when producers may resume. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->limits.output_buffer / 2, 0);
+    int rv = proto == TP_PROTO_H2 ? tp_h2_start(c) : tp_h1_start(c);
+    if (rv != 0) {
+        c->proto = TP_PROTO_NONE;
+        return rv;
+    }
+    return 0;
+}
+
+/* Cleartext: the first bytes say whether this is HTTP/2 with prior knowledge (the
+   connection preface) or HTTP/1.1. */
+static int sniff(struct tp_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    size_t n = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
+    unsigned char buf[H2_PREFACE_LEN];
+    if (evbuffer_copyout(in, buf, n) != (ev_ssize_t)n)
+        return -1;
+    if (memcmp(buf, h2_preface, n) != 0)
+        return start_proto(c, TP_PROTO_H1) == 0 ? 1 : -1;
+    if (n < H2_PREFACE_LEN)
+        return 0; /* need more */
+    return start_proto(c, TP_PROTO_H2) == 0 ? 1 : -1;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct tp_conn *c = arg;
+    if (c->proto == TP_PROTO_NONE) {
+        int rv = sniff(c);
+        if (rv < 0) {
+            tp_conn_close(c, TP_EV_NOMEM);
+            return;
+        }
+        if (rv == 0)
+            return;
+    }
+    if (c->proto == TP_PROTO_H2)
+        tp_h2_on_read(c);
+    else
+        tp_h1_on_read(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct tp_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* TLS handshake done: ALPN decides the protocol. */
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        const unsigned char *alpn = NULL;
+        unsigned int alpnlen = 0;
+        SSL_get0_alpn_selected(ssl, &alpn, &alpnlen);
+        bool h2 = alpnlen == 2 && memcmp(alpn, "h2", 2) == 0;
+        if (start_proto(c, h2 ? TP_PROTO_H2 : TP_PROTO_H1) != 0) {
+            tp_conn_close(c, TP_EV_NOMEM);
+            return;
+        }
+        /* Bytes that arrived with the handshake's last flight. */
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+            read_cb(bev, c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        tp_conn_close(c, TP_EV_WRITE_TIMEOUT);
+        return;
+    }
+    if (c->phase == TP_PHASE_HANDSHAKE && c->tls && (what & BEV_EVENT_ERROR)) {
+        tp_conn_close(c, TP_EV_TLS_FAILED);
+        return;
+    }
+    /* EOF or error: the protocol side decides what a half-close means for requests
+       in flight; here the connection simply ends. */
+    tp_conn_close(c, TP_EV__COUNT);
+}
+
+void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
+{
+    struct tp_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->server = s;
+    c->limits = s->opts.limits;
+    c->serial = ++s->next_serial;
+    c->tls = ssl_ctx != NULL;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (ssl_ctx) {
+        SSL *ssl = SSL_new(ssl_ctx);
+        if (!ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                flags);
+        if (!c->bev)
+            SSL_free(ssl);
+        else
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, flags);
+    }
+    if (!c->bev) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->timer = evtimer_new(s->base, timer_cb, c);
+    if (!c->timer) {
+        bufferevent_free(c->bev);
+        free(c);
+        return;
+    }
+    LIST_INSERT_HEAD(&s->conns, c, link);
+    s->nconns++;
+    c->phase = TP_PHASE_HANDSHAKE;
+    /* Cleartext waits for its first bytes under the header deadline. */
+    c->deadline = TP_DL_HANDSHAKE;
+    c->deadline_start_ms = tp_conn_now_ms(c);
+    arm(c, deadline_ms(c));
+    struct timeval wt = {(time_t)(c->limits.write_timeout_ms / 1000),
+                         (suseconds_t)(c->limits.write_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,804 @@
+/* The HTTP/2 server side, on nghttp2.
+
+   Shape follows nghttp2's libevent server example: the session reads from the
+   bufferevent's input with nghttp2_session_mem_recv and writes frames into its output
+   with nghttp2_session_mem_send. Response bodies leave through NO_COPY data providers:
+   send_data moves evbuffer chains from the stream's queue to the socket's queue
+   without copying. Request bodies are credited to the client only when the handler has
+   passed them on (nghttp2_session_consume), so a slow backend slows the client instead
+   of filling memory.
+
+   Handlers may call tp_req_* from anywhere, including nghttp2 callbacks: those calls
+   only submit frames and schedule the connection's "kick", which sends on the next loop
+   turn. Streams die only in on_stream_close (or when the session is freed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "tp_conn_internal.h"
+#include "tp_err.h"
+#include "tp_req.h"
+
+/* Connection-level receive window: bounds request-body bytes held for all streams. */
+#define CONN_WINDOW (1024 * 1024)
+
+struct field {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+enum pseudo { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_HOST, PS__COUNT };
+
+struct h2_stream {
+    struct tp_req req; /* first: tp_req pointers convert to h2_stream */
+    struct tp_h2 *h2;
+    int32_t id;
+    /* The header block: names and values in one growable buffer, by offset. */
+    char *hbuf;
+    size_t hlen, halloc, hsize;
+    struct field *fields;
+    unsigned nfields, fields_alloc;
+    struct field pseudo[PS__COUNT];
+    bool have_pseudo[PS__COUNT];
+    bool too_large;
+    struct tp_header *headers;
+    /* Request body. */
+    struct evbuffer *body;
+    uint64_t delivered;
+    bool body_complete;  /* END_STREAM received */
+    bool body_end_sent;  /* handler was told */
+    /* Response. */
+    struct evbuffer *out;
+    bool dispatched, responded, ended, head_only, deferred, want_writable, notify;
+    int64_t remaining;
+    TAILQ_ENTRY(h2_stream) link;
+};
+
+struct tp_h2 {
+    struct tp_conn *c;
+    nghttp2_session *session;
+    struct event *kick;
+    TAILQ_HEAD(, h2_stream) streams;
+    unsigned nstreams;
+    bool got_settings;
+    bool in_header_block;
+    bool goaway_final;
+};
+
+static const struct tp_req_ops h2_ops;
+
+static void schedule(struct tp_h2 *h2)
+{
+    event_active(h2->kick, EV_TIMEOUT, 1);
+}
+
+static void update_deadline(struct tp_h2 *h2)
+{
+    struct tp_conn *c = h2->c;
+    if (!h2->got_settings || h2->in_header_block) {
+        if (c->deadline != TP_DL_HEADER)
+            tp_conn_set_deadline(c, TP_DL_HEADER);
+    } else if (h2->nstreams == 0) {
+        if (c->deadline != TP_DL_IDLE)
+            tp_conn_set_deadline(c, TP_DL_IDLE);
+    } else if (c->deadline != TP_DL_NONE) {
+        tp_conn_set_deadline(c, TP_DL_NONE);
+    }
+}
+
+/* -------------------------------------------------------------------- streams --- */
+
+static void stream_free(struct h2_stream *s)
+{
+    evbuffer_free(s->body);
+    evbuffer_free(s->out);
+    free(s->hbuf);
+    free(s->fields);
+    free(s->headers);
+    free(s);
+}
+
+static struct h2_stream *stream_new(struct tp_h2 *h2, int32_t id)
+{
+    struct h2_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->h2 = h2;
+    s->id = id;
+    s->remaining = -1;
+    s->body = evbuffer_new();
+    s->out = evbuffer_new();
+    if (!s->body || !s->out) {
+        stream_free(s);
+        return NULL;
+    }
+    s->req.ops = &h2_ops;
+    s->req.version = TP_HTTP_2;
+    s->req.tls = h2->c->tls;
+    s->req.conn_serial = h2->c->serial;
+    s->req.content_length = -1;
+    TAILQ_INSERT_TAIL(&h2->streams, s, link);
+    h2->nstreams++;
+    return s;
+}
+
+/* Tells the handler the client is gone, unless it has nothing left to hear. */
+static void stream_abort(struct h2_stream *s)
+{
+    const struct tp_req_handler *h = s->req.handler;
+    if (!s->dispatched || !h || !h->on_abort)
+        return;
+    bool body_pending = h->on_body && !s->body_end_sent;
+    if (!s->ended || body_pending)
+        h->on_abort(&s->req);
+}
+
+static void stream_close(struct tp_h2 *h2, struct h2_stream *s)
+{
+    TAILQ_REMOVE(&h2->streams, s, link);
+    h2->nstreams--;
+    stream_abort(s);
+    stream_free(s);
+}
+
+static int append(struct h2_stream *s, const uint8_t *p, size_t len, struct tp_h2 *h2,
+                  uint32_t *off)
+{
+    if (s->hlen + len > s->halloc) {
+        size_t n = s->halloc ? s->halloc : 512;
+        while (n < s->hlen + len)
+            n *= 2;
+        char *nb = realloc(s->hbuf, n);
+        if (!nb)
+            return -1;
+        s->hbuf = nb;
+        s->halloc = n;
+    }
+    memcpy(s->hbuf + s->hlen, p, len);
+    *off = (uint32_t)s->hlen;
+    s->hlen += len;
+    return 0;
+}
+
+/* --------------------------------------------------------------- tp_req ops --- */
+
+static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *flags, nghttp2_data_source *src,
+                            void *user_data)
+{
+    struct h2_stream *s = src->ptr;
+    size_t avail = evbuffer_get_length(s->out);
+    size_t n = avail < length ? avail : length;
+    if (n == 0 && !s->ended) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (s->ended && n == avail)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void kick_data(struct h2_stream *s)
+{
+    if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h2->session, s->id);
+    }
+    schedule(s->h2);
+}
+
+static bool status_has_body(int status)
+{
+    return !(status / 100 == 1 || status == 204 || status == 304);
+}
+
+static int h2_respond(struct tp_req *req, int status, const struct tp_header *hs, size_t n,
+                      int64_t content_length, bool end)
+{
+    struct h2_stream *s = (struct h2_stream *)req;
+    struct tp_h2 *h2 = s->h2;
+    struct tp_conn *c = h2->c;
+    if (s->responded || status < 200 || status > 999)
+        return TP_ERR_STATE;
+    nghttp2_nv *nva = calloc(n + 4, sizeof(*nva));
+    if (!nva)
+        return TP_ERR_NOMEM;
+    char st[4], cl[24];
+    snprintf(st, sizeof(st), "%03d", status);
+    size_t k = 0;
+#define NV(N, NL, V, VL) nva[k++] = (nghttp2_nv){(uint8_t *)(N), (uint8_t *)(V), NL, VL, 0}
+    NV(":status", 7, st, 3);
+    const char *server = c->server->opts.server_header;
+    if (server)
+        NV("server", 6, server, strlen(server));
+    NV("date", 4, tp_server_date(c->server), TP_HTTP_DATE_LEN);
+    for (size_t i = 0; i < n; i++) {
+        struct tp_str name = hs[i].name;
+        if (tp_http_hop_by_hop(name) || tp_str_eq(name, "content-length") ||
+            tp_str_eq(name, "date") || tp_str_eq(name, "server") ||
+            (name.len && name.base[0] == ':'))
+            continue;
+        NV(name.base, name.len, hs[i].value.base, hs[i].value.len);
+    }
+    if (content_length >= 0 && (status_has_body(status) || status == 304)) {
+        int m = snprintf(cl, sizeof(cl), "%lld", (long long)content_length);
+        NV("content-length", 14, cl, (size_t)m);
+    }
+#undef NV
+    s->responded = true;
+    s->head_only = end || !status_has_body(status) || tp_str_eq(req->method, "HEAD");
+    s->remaining = s->head_only ? 0 : content_length;
+    if (s->head_only)
+        s->ended = true;
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
+    int rv = nghttp2_submit_response(h2->session, s->id, nva, k, s->head_only ? NULL : &prd);
+    free(nva);
+    if (rv != 0)
+        return TP_ERR_STATE;
+    schedule(h2);
+    return 0;
+}
+
+static bool h2_write_common(struct h2_stream *s, size_t len, struct evbuffer *data,
+                            const void *ref)
+{
+    if (!s->responded || s->ended || len == 0) {
+        if (data)
+            evbuffer_drain(data, evbuffer_get_length(data));
+        return true;
+    }
+    if (s->remaining >= 0) {
+        if ((uint64_t)s->remaining < len)
+            len = (size_t)s->remaining; /* never more than announced */
+        s->remaining -= (int64_t)len;
+    }
+    if (data) {
+        evbuffer_remove_buffer(data, s->out, len);
+        evbuffer_drain(data, evbuffer_get_length(data));
+    } else {
+        evbuffer_add_reference(s->out, ref, len, NULL, NULL);
+    }
+    kick_data(s);
+    if (evbuffer_get_length(s->out) < s->h2->c->limits.stream_buffer)
+        return true;
+    s->want_writable = true;
+    return false;
+}
+
+static bool h2_write(struct tp_req *req, struct evbuffer *data)
+{
+    return h2_write_common((struct h2_stream *)req, evbuffer_get_length(data), data, NULL);
+}
+
+static bool h2_write_ref(struct tp_req *req, const void *p, size_t len)
+{
+    return h2_write_common((struct h2_stream *)req, len, NULL, p);
+}
+
+static void h2_end(struct tp_req *req)
+{
+    struct h2_stream *s = (struct h2_stream *)req;
+    if (s->ended)
+        return;
+    s->ended = true;
+    if (s->remaining > 0) {
+        /* Shorter than announced: the client must not take it for complete. */
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        s->req.handler = NULL;
+    }
+    kick_data(s);
+}
+
+static void h2_reset(struct tp_req *req)
+{
+    struct h2_stream *s = (struct h2_stream *)req;
+    s->ended = true;
+    s->req.handler = NULL; /* no on_abort after the handler's own reset */
+    nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id,
+                              NGHTTP2_INTERNAL_ERROR);
+    schedule(s->h2);
+}
+
+static void h2_consume(struct tp_req *req, size_t n)
+{
+    struct h2_stream *s = (struct h2_stream *)req;
+    nghttp2_session_consume(s->h2->session, s->id, n);
+    schedule(s->h2);
+}
+
+static size_t h2_pending(const struct tp_req *req)
+{
+    return evbuffer_get_length(((const struct h2_stream *)req)->out);
+}
+
+static void h2_set_handler(struct tp_req *req)
+{
+}
+
+static const struct tp_req_ops h2_ops = {
+    .set_handler = h2_set_handler,
+    .respond = h2_respond,
+    .write = h2_write,
+    .write_ref = h2_write_ref,
+    .end = h2_end,
+    .reset = h2_reset,
+    .consume = h2_consume,
+    .pending = h2_pending,
+};
+
+/* ----------------------------------------------------------- nghttp2 callbacks --- */
+
+static struct h2_stream *get_stream(struct tp_h2 *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2->session, id);
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                            void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2->in_header_block = true;
+    update_deadline(h2);
+    struct h2_stream *s = stream_new(h2, frame->hd.stream_id);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    struct tp_conn *c = h2->c;
+    if (++c->nreqs == c->limits.max_requests_per_conn)
+        /* Enough requests on one connection: finish this one, take no more. */
+        nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_NO_ERROR, NULL, 0);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are not passed on */
+    struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
+    if (!s || s->too_large)
+        return 0;
+    struct tp_conn *c = h2->c;
+    /* RFC 9113 6.5.2 accounting: name + value + 32 per field. Past the cap the block
+       is still decoded (HPACK state must stay in step) but nothing more is kept. */
+    s->hsize += namelen + valuelen + 32;
+    if (s->hsize > c->limits.header_list_size || s->nfields >= c->limits.header_fields) {
+        s->too_large = true;
+        return 0;
+    }
+    struct field f = {0};
+    f.name_len = (uint32_t)namelen;
+    f.value_len = (uint32_t)valuelen;
+    if (append(s, name, namelen, h2, &f.name_off) != 0 ||
+        append(s, value, valuelen, h2, &f.value_off) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (namelen > 0 && name[0] == ':') {
+        /* nghttp2 has checked that pseudo-fields are known, single and first. */
+        int ps = -1;
+        if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+            ps = PS_METHOD;
+        else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+            ps = PS_SCHEME;
+        else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+            ps = PS_AUTHORITY;
+        else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+            ps = PS_PATH;
+        if (ps >= 0) {
+            s->pseudo[ps] = f;
+            s->have_pseudo[ps] = true;
+        }
+        return 0;
+    }
+    if (namelen == 4 && memcmp(name, "host", 4) == 0 && !s->have_pseudo[PS_HOST]) {
+        s->pseudo[PS_HOST] = f;
+        s->have_pseudo[PS_HOST] = true;
+        return 0;
+    }
+    if (s->nfields == s->fields_alloc) {
+        unsigned n = s->fields_alloc ? s->fields_alloc * 2 : 16;
+        struct field *nf = realloc(s->fields, n * sizeof(*nf));
+        if (!nf)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        s->fields = nf;
+        s->fields_alloc = n;
+    }
+    s->fields[s->nfields++] = f;
+    return 0;
+}
+
+static struct tp_str fstr(struct h2_stream *s, uint32_t off, uint32_t len)
+{
+    return (struct tp_str){s->hbuf + off, len};
+}
+
+static void respond_error(struct h2_stream *s, int status)
+{
+    char body[160];
+    const char *reason = tp_http_reason(status);
+    int n = snprintf(body, sizeof(body),
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = 0;
+    struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/html")};
+    s->dispatched = true;
+    if (h2_respond(&s->req, status, &ct, 1, n, false) == 0) {
+        /* The page is static storage of this call: copy it into the queue. */
+        evbuffer_add(s->out, body, (size_t)n);
+        s->remaining = 0;
+        h2_end(&s->req);
+    }
+}
+
+static void dispatch(struct tp_h2 *h2, struct h2_stream *s)
+{
+    struct tp_conn *c = h2->c;
+    if (s->too_large) {
+        respond_error(s, 431);
+        return;
+    }
+    s->headers = calloc(s->nfields ? s->nfields : 1, sizeof(*s->headers));
+    if (!s->headers) {
+        nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    for (unsigned i = 0; i < s->nfields; i++) {
+        s->headers[i].name = fstr(s, s->fields[i].name_off, s->fields[i].name_len);
+        s->headers[i].value = fstr(s, s->fields[i].value_off, s->fields[i].value_len);
+    }
+    struct tp_req *req = &s->req;
+    req->headers = s->headers;
+    req->nheaders = s->nfields;
+    struct field *f = s->pseudo;
+    req->method = fstr(s, f[PS_METHOD].value_off, f[PS_METHOD].value_len);
+    req->scheme = fstr(s, f[PS_SCHEME].value_off, f[PS_SCHEME].value_len);
+    req->path = fstr(s, f[PS_PATH].value_off, f[PS_PATH].value_len);
+    int a = s->have_pseudo[PS_AUTHORITY] ? PS_AUTHORITY : PS_HOST;
+    if (s->have_pseudo[a]) {
+        req->authority = fstr(s, f[a].value_off, f[a].value_len);
+        for (size_t k = 0; k < req->authority.len; k++) {
+            char *ch = s->hbuf + f[a].value_off + k;
+            if (*ch >= 'A' && *ch <= 'Z')
+                *ch = (char)(*ch + 32);
+        }
+    }
+    int64_t cl = -1;
+    const struct tp_header *clh = tp_req_header(req, "content-length");
+    if (clh) {
+        /* nghttp2 has validated it against the DATA it will accept. */
+        cl = 0;
+        for (size_t k = 0; k < clh->value.len; k++)
+            cl = cl * 10 + (clh->value.base[k] - '0');
+    }
+    req->content_length = cl;
+    req->has_body = !s->body_complete && cl != 0;
+    /* A request whose path is not origin-form (CONNECT, "*" outside OPTIONS) gets 400
+       as from an ordinary server; nghttp2 already refused malformed ones. */
+    if (req->path.len == 0 || (req->path.base[0] != '/' && !tp_str_eq(req->path, "*")) ||
+        tp_str_eq(req->method, "CONNECT")) {
+        respond_error(s, 400);
+        return;
+    }
+    s->dispatched = true;
+    c->server->opts.on_request(c->server->opts.arg, req);
+}
+
+static void deliver_body(struct tp_h2 *h2, struct h2_stream *s)
+{
+    const struct tp_req_handler *h = s->req.handler;
+    bool end = s->body_complete && !s->body_end_sent;
+    size_t len = evbuffer_get_length(s->body);
+    if (len == 0 && !end)
+        return;
+    if (!s->dispatched || !h || !h->on_body || s->ended) {
+        /* Nobody reads this body: discard and credit at once. */
+        if (len) {
+            evbuffer_drain(s->body, len);
+            nghttp2_session_consume(h2->session, s->id, len);
+        }
+        s->body_end_sent = s->body_complete;
+        return;
+    }
+    s->body_end_sent = s->body_complete;
+    h->on_body(&s->req, s->body, s->body_complete);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        h2->got_settings = true;
+        update_deadline(h2);
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
+    if (!s)
+        return 0;
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        s->body_complete = true;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        h2->in_header_block = false;
+        update_deadline(h2);
+        dispatch(h2, s);
+    }
+    if (s->dispatched)
+        deliver_body(h2, s);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    struct h2_stream *s = get_stream(h2, stream_id);
+    if (!s || !s->dispatched || s->ended || !s->req.handler || !s->req.handler->on_body) {
+        nghttp2_session_consume(session, stream_id, len);
+        return 0;
+    }
+    if (evbuffer_add(s->body, data, len) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->delivered += len;
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
+    /* The response is complete but the request body is not: tell the client to stop
+       sending (RFC 9113 8.1). */
+    if (s && !s->body_complete)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id,
+                           uint32_t error_code, void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    struct h2_stream *s = get_stream(h2, stream_id);
+    if (!s)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    stream_close(h2, s);
+    update_deadline(h2);
+    return 0;
+}
+
+static int send_data(nghttp2_session *session, nghttp2_frame *frame,
+                     const uint8_t *framehd, size_t length, nghttp2_data_source *src,
+                     void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    struct h2_stream *s = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(h2->c->bev);
+    if (evbuffer_add(out, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    size_t padlen = frame->data.padlen;
+    if (padlen > 0) {
+        uint8_t pl = (uint8_t)(padlen - 1);
+        evbuffer_add(out, &pl, 1);
+    }
+    if (evbuffer_remove_buffer(s->out, out, length) != (int)length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (padlen > 1) {
+        static const uint8_t zeros[256];
+        evbuffer_add(out, zeros, padlen - 1);
+    }
+    if (s->want_writable && evbuffer_get_length(s->out) < h2->c->limits.stream_buffer / 2)
+        s->notify = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- I/O glue --- */
+
+static void h2_flush(struct tp_h2 *h2)
+{
+    struct tp_conn *c = h2->c;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (evbuffer_get_length(out) < c->limits.output_buffer) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h2->session, &data);
+        if (n < 0) {
+            tp_conn_close(c, TP_EV_PROTOCOL_ERROR);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (evbuffer_add(out, data, (size_t)n) != 0) {
+            tp_conn_close(c, TP_EV_NOMEM);
+            return;
+        }
+    }
+    /* Streams whose queue drained get on_writable; handlers only queue and schedule,
+       so nothing here can free the connection. */
+    struct h2_stream *s;
+    TAILQ_FOREACH(s, &h2->streams, link)
+    {
+        if (s->notify) {
+            s->notify = false;
+            s->want_writable = false;
+            if (s->req.handler && s->req.handler->on_writable)
+                s->req.handler->on_writable(&s->req);
+        }
+    }
+    if (!nghttp2_session_want_read(h2->session) && !nghttp2_session_want_write(h2->session)) {
+        tp_conn_close_after_flush(c);
+        return;
+    }
+    /* A peer that does not read stops being read: floods of PING or SETTINGS cannot
+       grow our output without bound. */
+    if (evbuffer_get_length(out) >= c->limits.output_buffer)
+        bufferevent_disable(c->bev, EV_READ);
+    else
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tp_h2 *h2 = arg;
+    if (h2->c->phase == TP_PHASE_ACTIVE)
+        h2_flush(h2);
+}
+
+void tp_h2_on_read(struct tp_conn *c)
+{
+    struct tp_h2 *h2 = c->p.h2;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        ssize_t n = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
+        if (n < 0) {
+            tp_conn_close(c, n == NGHTTP2_ERR_FLOODED ? TP_EV_FLOOD : TP_EV_PROTOCOL_ERROR);
+            return;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    h2_flush(h2);
+}
+
+void tp_h2_on_write(struct tp_conn *c)
+{
+    h2_flush(c->p.h2);
+}
+
+void tp_h2_on_deadline(struct tp_conn *c)
+{
+    struct tp_h2 *h2 = c->p.h2;
+    enum tp_server_event ev =
+        c->deadline == TP_DL_HEADER ? TP_EV_HEADER_TIMEOUT : TP_EV_IDLE_TIMEOUT;
+    tp_conn_event(c, ev);
+    /* Say goodbye properly when idle; a stalled header block gets no courtesy. */
+    if (c->deadline == TP_DL_IDLE) {
+        nghttp2_submit_goaway(h2->session, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h2->session),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        h2_flush(h2);
+        if (c->phase == TP_PHASE_ACTIVE)
+            tp_conn_close_after_flush(c);
+        return;
+    }
+    tp_conn_close(c, TP_EV__COUNT);
+}
+
+void tp_h2_drain(struct tp_conn *c, bool final)
+{
+    struct tp_h2 *h2 = c->p.h2;
+    if (final) {
+        if (h2->goaway_final)
+            return;
+        h2->goaway_final = true;
+        nghttp2_submit_goaway(h2->session, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h2->session),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+    } else {
+        nghttp2_submit_shutdown_notice(h2->session);
+    }
+    schedule(h2);
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+    /* Built once per thread: the table is read-only after set-up. */
+    static _Thread_local nghttp2_session_callbacks *cbs;
+    if (cbs)
+        return cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return NULL;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
+    return cbs;
+}
+
+int tp_h2_start(struct tp_conn *c)
+{
+    struct tp_h2 *h2 = calloc(1, sizeof(*h2));
+    if (!h2)
+        return TP_ERR_NOMEM;
+    h2->c = c;
+    TAILQ_INIT(&h2->streams);
+    nghttp2_session_callbacks *cbs = callbacks();
+    nghttp2_option *opt = NULL;
+    if (!cbs || nghttp2_option_new(&opt) != 0)
+        goto fail;
+    const struct tp_server_limits *l = &c->limits;
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+#ifdef ZASLON_HAVE_NGHTTP2_RESET_RATE_LIMIT
+    nghttp2_option_set_stream_reset_rate_limit(opt, l->stream_reset_burst,
+                                               l->stream_reset_rate);
+#endif
+#ifdef ZASLON_HAVE_NGHTTP2_MAX_CONTINUATIONS
+    nghttp2_option_set_max_continuations(opt, l->max_continuations);
+#endif
+    int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
+    nghttp2_option_del(opt);
+    if (rv != 0)
+        goto fail;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)l->stream_buffer},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)l->header_list_size},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+    if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, iv,
+                                sizeof(iv) / sizeof(iv[0])) != 0 ||
+        nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0,
+                                              CONN_WINDOW) != 0)
+        goto fail;
+    h2->kick = event_new(c->server->base, -1, 0, kick_cb, h2);
+    if (!h2->kick)
+        goto fail;
+    c->p.h2 = h2;
+    update_deadline(h2);
+    schedule(h2);
+    return 0;
+fail:
+    if (h2->session)
+        nghttp2_session_del(h2->session);
+    free(h2);
+    return TP_ERR_NOMEM;
+}
+
+void tp_h2_free(struct tp_conn *c)
+{
+    struct tp_h2 *h2 = c->p.h2;
+    if (!h2)
+        return;
+    struct h2_stream *s;
+    while ((s = TAILQ_FIRST(&h2->streams)))
+        stream_close(h2, s);
+    nghttp2_session_del(h2->session);
+    event_free(h2->kick);
+    free(h2);
+    c->p.h2 = NULL;
+}
