@@ -6,60 +6,87 @@
    sockets, routing or adapters: a backend's adapter-specific keys are kept as an
    opaque list of (key, value, line) for the adapter to validate.
 
-   Schema (every key optional unless marked required; sizes take k/m suffixes (KiB,
-   MiB), durations take ms/s/m suffixes):
+   Schema (every key optional unless marked required; "# a..b" gives the accepted
+   range, and the value shown is the default):
 
      workers: auto | 1..256                 # auto = number of online CPUs
      role: edge                             # edge (only role in this release)
-     server_header: "nginx"                 # Server field on every response; absent = none
+     server_header: "nginx"                 # Server field on every response; absent =
+                                            #   none; 1..128 visible ASCII (inner spaces)
      error_log: { path: stderr | FILE, level: error|warn|info|debug }
-     access_log: FILE                       # optional; route, status, bytes, duration only
-     listen:                                # required, at least one
+                                            # default { path: stderr, level: info }
+     access_log: stderr | FILE              # optional; route, status, bytes, duration
+     listen:                                # required, at least one, no two alike
        - address: "127.0.0.1:8443" | "[::1]:8443" | "*:8443"
+                                            # required; port 1..65535; "*" = any, v4+v6
          tls:                               # absent = cleartext (HTTP/1.1 and h2c)
            certificate: FILE                # required with tls; PEM chain
            key: FILE                        # required with tls
      limits:
-       connections_per_worker: 10000
-       max_concurrent_streams: 100
-       header_list_size: 64k               # decoded
-       header_fields: 100
-       max_continuations: 8
-       stream_reset_burst: 1000
-       stream_reset_rate: 33                # per second
-       tls_handshake_timeout: 10s
+       connections_per_worker: 10000        # 1..1000000
+       max_concurrent_streams: 100          # 1..1000
+       header_list_size: 64k                # 1k..1m, decoded
+       header_fields: 100                   # 8..1000
+       max_continuations: 8                 # 1..64
+       stream_reset_burst: 1000             # 1..100000
+       stream_reset_rate: 33                # 1..10000, per second
+       tls_handshake_timeout: 10s           # 100ms..60m (every timeout)
        header_timeout: 10s                  # absolute, from the first byte of a request
        idle_timeout: 60s
        body_timeout: 30s                    # no request-body progress
        write_timeout: 30s                   # no write progress
-       output_buffer: 256k                  # per connection
-       stream_buffer: 64k                   # per stream, each direction
+       output_buffer: 256k                  # 16k..64m, per connection
+       stream_buffer: 64k                   # 16k..16m, per stream, each direction
        drain_timeout: 30s
-     cover:                                 # exactly one of root / upstream; default: a
+     cover:                                 # at most one of root / upstream; neither: a
        root: DIR                            #   built-in blank page
-       upstream: "http://127.0.0.1:8081"
-       index: index.html
+       upstream: "http://127.0.0.1:8081"    # http:// or https://, no userinfo
+       index: index.html                    # relative to root (only with root)
        not_found: 404.html                  # the directory's own 404 page, if present
      backends:                              # map of name -> block
-       NAME:
-         adapter: http                      # required
-         headers: [accept, content-type]    # allowlist (default: conf_default_allowlist)
+       NAME:                                # [a-z0-9_-]{1,64}
+         adapter: http                      # required; [a-z0-9_-]{1,64}
+         headers: [accept, content-type]    # allowlist: 0..256 tokens of 1..128 bytes,
+                                            #   lowercased, no duplicates, no "cookie"
+                                            #   (default: conf_default_allowlist)
          allow_cookie: false
          replay: optional | strict          # strict: sealed requests need a fresh Date
-         pad_min: 1k                        # sealed responses padded to powers of two
-         <anything else>: passed to the adapter as (key, value, line)
+         pad_min: 1k                        # 1..1m; sealed responses padded to powers
+                                            #   of two
+         <anything else>: passed to the adapter as (key, value, line); the key is
+                                            # [a-z0-9_-]{1,64}, the value a scalar or a
+                                            # sequence of scalars (one entry per element)
      sealed:                                # the OHTTP gateway; absent = off
        path: /s/                            # sealed request path (POST message/ohttp-req)
-       keys: DIR                            # required; key files written by zaslonctl keygen
+       keys: DIR                            # required; zaslonctl keygen's key files
        keys_path: /.well-known/ohttp-gateway # key configurations (GET), behind the gate
-       replay_window: 60s
-       replay_cache: 100000                 # remembered enc values
-       max_request: 64k
-       max_response: 1m
+       replay_window: 60s                   # 1s..60m
+       replay_cache: 100000                 # 1000..10000000 remembered enc values
+       max_request: 64k                     # 1k..16m
+       max_response: 1m                     # 1k..64m
      routes:                                # first match wins; no match -> cover
-       - host: "vote.example" | "*.example" # absent = any authority
+       - host: "vote.example" | "*.example" # absent = any authority; lowercased; "*."
+                                            #   only as the first label; no port
          path: "/api/"                      # prefix; default "/"
-         handler: cover | "backend NAME"
+         handler: cover | "backend NAME"    # required; NAME must be in backends
+
+   Values. Integers are decimal digits only (no sign, no spaces). Sizes are bytes, or
+   a number with a k or m suffix (KiB, MiB; either case). Durations are seconds, or a
+   number with an ms, s or m suffix (lowercase). Booleans are true or false. A key
+   with no value (or ~ / null) is an error wherever it appears. Paths (URL paths in
+   routes and sealed) start with "/" and hold visible ASCII other than "?" and "#".
+
+   Host names are ASCII (an IDN in its xn-- form).
+
+   Files. FILE and DIR values that are relative resolve against the directory of the
+   config file, and the snapshot stores the result as an absolute path (the current
+   directory is prefixed when the config file's own path is relative). A buffer named
+   "-", or named without any "/", resolves against the current directory. The special
+   log destination "stderr" is kept as is. conf/ does not open any of these files.
+
+   Input caps: at most CONF_MAX_FILE bytes, CONF_MAX_DEPTH levels of nesting,
+   CONF_MAX_NODES nodes (scalars, maps and sequences, keys included) and CONF_MAX_SCALAR
+   bytes per scalar. Anchors, aliases, tags and more than one document are refused.
 */
 #ifndef ZASLON_CONF_CONF_SNAPSHOT_H
 #define ZASLON_CONF_CONF_SNAPSHOT_H
@@ -80,13 +107,25 @@ enum conf_err {
     CONF_ERR_NOMEM = -8,
 };
 
-/* Where a failed load says why: "file:line: reason", NUL-terminated, truncated to fit. */
+/* Input caps (see the schema comment). */
+enum {
+    CONF_MAX_FILE = 1024 * 1024, /* bytes of YAML */
+    CONF_MAX_DEPTH = 16,         /* nested maps and sequences */
+    CONF_MAX_NODES = 10000,      /* scalars, maps and sequences, keys included */
+    CONF_MAX_SCALAR = 4096,      /* bytes in one scalar */
+};
+
+/* Where a failed load says why: "file:line: reason", NUL-terminated, truncated to fit.
+   |line| is 1-based; when no line applies (the file cannot be read, is too large, or
+   memory ran out) it is 0 and |msg| reads "file: reason". */
 struct conf_error {
     char msg[512];
     unsigned line;
 };
 
 enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
+
+enum conf_role { CONF_ROLE_EDGE };
 
 struct conf_listen {
     char *host;       /* "127.0.0.1", "::1", or "" for any */
@@ -126,7 +165,9 @@ enum conf_replay { CONF_REPLAY_OPTIONAL, CONF_REPLAY_STRICT };
 struct conf_backend {
     char *name;
     char *adapter;
-    char **headers;   /* allowlist, lowercase */
+    char **headers;   /* allowlist, lowercase; never NULL and NULL-terminated: a copy of
+                         conf_default_allowlist when the key is absent, empty (nheaders
+                         0) for `headers: []` */
     size_t nheaders;
     bool allow_cookie;
     enum conf_replay replay;
@@ -164,9 +205,12 @@ struct conf_sealed {
     size_t max_response;
 };
 
+/* A loaded config. Every string and array is owned by the snapshot; nothing in it
+   changes after load, so any number of threads may read it at once. */
 struct conf_snapshot {
-    char *file;
+    char *file;          /* the name given to the loader */
     unsigned workers; /* 0 = auto */
+    enum conf_role role;
     char *server_header; /* NULL = none */
     char *error_log;     /* "stderr" or a path */
     enum conf_log_level log_level;
@@ -185,20 +229,30 @@ struct conf_snapshot {
 /* The default backend header allowlist (lowercase, NULL-terminated). */
 extern const char *const conf_default_allowlist[];
 
-/* Parses |len| bytes of YAML. |file| names the source in messages. Returns 0 and a new
-   snapshot in *out (caller frees with conf_snapshot_free), or a CONF_ERR_* with |err|
-   filled and *out untouched. */
+/* Parses |len| bytes of YAML (|buf| need not be NUL-terminated; over CONF_MAX_FILE
+   bytes is refused). |file| names the source in messages and fixes the directory that
+   relative FILE and DIR values resolve against (see "Files" above); NULL reads as "-".
+   Returns 0 and a new snapshot in *out (caller frees with conf_snapshot_free), or a
+   CONF_ERR_* with |err| filled (if not NULL) and *out untouched. Nothing is built in
+   part: on failure everything allocated so far is freed. |file| and |buf| are borrowed
+   and not kept (the snapshot holds its own copy of the name). On success |err| is
+   cleared. Touches no file; may call getcwd. */
 int conf_snapshot_load_buffer(const char *file, const char *buf, size_t len,
                               struct conf_snapshot **out, struct conf_error *err);
 
-/* Reads |path| and calls conf_snapshot_load_buffer. */
+/* Reads |path| and calls conf_snapshot_load_buffer with |path| as the file name. Same
+   results and ownership, plus, with line 0: CONF_ERR_IO when the file cannot be opened
+   or read, CONF_ERR_RANGE when it holds more than CONF_MAX_FILE bytes. */
 int conf_snapshot_load_file(const char *path, struct conf_snapshot **out,
                             struct conf_error *err);
 
-/* Frees everything. Accepts NULL. */
+/* Frees |snap| and everything it points to. Accepts NULL. */
 void conf_snapshot_free(struct conf_snapshot *snap);
 
 /* Fills |l| with the documented defaults. */
 void conf_limits_default(struct conf_limits *l);
+
+/* Returns a static, human-readable name for a CONF_ERR_* code (or CONF_OK). */
+const char *conf_strerror(int err);
 
 #endif

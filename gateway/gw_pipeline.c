@@ -1,5 +1,6 @@
 #include "gw_pipeline.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "fr_route.h"
 #include "gw_log.h"
 #include "gw_runtime.h"
+#include "gw_sealed.h"
 #include "gw_worker.h"
 
 /* Most header fields a request or response carries through the pipeline; more are
@@ -237,25 +239,31 @@ static void to_backend(struct gw_worker *w, struct tp_req *req, int index)
 
 /* ------------------------------------------------------------------- cover --- */
 
-static void serve_cover(struct gw_worker *w, struct tp_req *req)
+void gw_pipeline_serve_cover(struct gw_worker *w, struct tp_req *req)
 {
     const struct gw_runtime *rt = w->rt;
     if (rt->cover_backend >= 0) {
         to_backend(w, req, rt->cover_backend);
         return;
     }
-    const struct tp_header *inm = tp_req_header(req, "if-none-match");
-    const struct tp_header *ims = tp_req_header(req, "if-modified-since");
-    const struct tp_header *range = tp_req_header(req, "range");
-    const struct tp_header *ifr = tp_req_header(req, "if-range");
-    struct fr_cover_request cr = {
-        .method = req->method,
-        .path = req->path,
-        .if_none_match = inm ? inm->value : (struct tp_str){0},
-        .if_modified_since = ims ? ims->value : (struct tp_str){0},
-        .range = range ? range->value : (struct tp_str){0},
-        .if_range = ifr ? ifr->value : (struct tp_str){0},
+    struct fr_cover_request cr = {.method = req->method, .path = req->path};
+    /* Absent fields stay {NULL, 0}: the cover tells absent from empty, as nginx does. */
+    static const struct {
+        const char *name;
+        size_t off;
+    } conds[] = {
+        {"if-none-match", offsetof(struct fr_cover_request, if_none_match)},
+        {"if-modified-since", offsetof(struct fr_cover_request, if_modified_since)},
+        {"if-match", offsetof(struct fr_cover_request, if_match)},
+        {"if-unmodified-since", offsetof(struct fr_cover_request, if_unmodified_since)},
+        {"range", offsetof(struct fr_cover_request, range)},
+        {"if-range", offsetof(struct fr_cover_request, if_range)},
     };
+    for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+        const struct tp_header *h = tp_req_header(req, conds[i].name);
+        if (h)
+            *(struct tp_str *)((char *)&cr + conds[i].off) = h->value;
+    }
     struct fr_cover_response resp;
     fr_cover_serve(rt->cover, &cr, &resp);
     bool end = resp.no_body || resp.body_len == 0;
@@ -274,9 +282,11 @@ static void serve_cover(struct gw_worker *w, struct tp_req *req)
 void gw_pipeline_on_request(void *arg, struct tp_req *req)
 {
     struct gw_worker *w = arg;
+    if (gw_sealed_route(w, req))
+        return;
     int target = fr_router_match(w->rt->router, req->authority, req->path);
     if (target == GW_TARGET_COVER)
-        serve_cover(w, req);
+        gw_pipeline_serve_cover(w, req);
     else
         to_backend(w, req, target);
 }

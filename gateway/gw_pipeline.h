@@ -8,6 +8,9 @@
 
 struct gw_worker;
 
+/* Serves the cover site's answer to |req| (static or upstream). */
+void gw_pipeline_serve_cover(struct gw_worker *w, struct tp_req *req);
+
 /* tp_server_opts.on_request for a worker; |arg| is the struct gw_worker. */
 void gw_pipeline_on_request(void *arg, struct tp_req *req);
 

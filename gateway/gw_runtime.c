@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int errf(char *err, size_t errlen, const char *fmt, ...)
@@ -116,6 +117,18 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         if (backend_init(&rt->backends[i], file, b->name, b->adapter, b->params, b->nparams,
                          b->line, hdrs, nh, b->allow_cookie, err, errlen) != 0)
             goto fail;
+        rt->backends[i].strict = b->replay == CONF_REPLAY_STRICT;
+        rt->backends[i].pad_min = b->pad_min;
+    }
+    if (snap->sealed.enabled) {
+        char why[512];
+        if (gw_keystore_load(snap->sealed.keys_dir, &rt->keystore, why, sizeof(why)) != 0) {
+            errf(err, errlen, "%s: sealed keys: %s", file, why);
+            goto fail;
+        }
+        if (gw_replay_new(snap->sealed.replay_cache, snap->sealed.replay_window_ms / 1000,
+                          time(NULL), &rt->replay) != 0)
+            goto nomem;
     }
     if (snap->cover.upstream) {
         /* `cover: upstream URL` is an http backend like any other, with the default
@@ -192,6 +205,8 @@ void gw_runtime_free(struct gw_runtime *rt)
             SSL_CTX_free(rt->ssl_ctx[i]);
     free(rt->ssl_ctx);
     fr_router_free(rt->router);
+    gw_keystore_free(rt->keystore);
+    gw_replay_free(rt->replay);
     fr_cover_free(rt->cover);
     conf_snapshot_free(rt->snap);
     free(rt);

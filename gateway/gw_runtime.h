@@ -15,6 +15,8 @@
 #include "fr_cover.h"
 #include "fr_headers.h"
 #include "fr_route.h"
+#include "gw_keystore.h"
+#include "gw_replay.h"
 #include "tp_server.h"
 
 struct gw_backend {
@@ -22,6 +24,8 @@ struct gw_backend {
     const struct adapter_ops *ops;
     void *adapter_cfg;               /* from ops->config_parse */
     struct fr_allowlist *allowlist;
+    bool strict;    /* replay: strict — sealed requests need a fresh Date */
+    size_t pad_min; /* sealed responses are padded to powers of two from this */
 };
 
 /* Route target for the cover, as returned by fr_router_match. */
@@ -37,6 +41,8 @@ struct gw_runtime {
     size_t nbackends;            /* configured backends, plus the cover upstream */
     struct tp_server_limits limits;
     unsigned workers;
+    struct gw_keystore *keystore; /* with sealed.enabled */
+    struct gw_replay *replay;     /* shared by all workers; internally locked */
 };
 
 /* Builds a runtime from |snap|, taking ownership of it (freed on failure too).

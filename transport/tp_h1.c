@@ -106,6 +106,32 @@ static void send_error_and_close(struct tp_h1 *h1, int status)
     tp_conn_close_after_flush(c);
 }
 
+/* Header names are lowercase inside zaslon; on HTTP/1.1 they go out capitalised the
+   way common servers write them ("Content-Type", "ETag"), so nothing stands out. */
+static void write_name(struct evbuffer *out, struct tp_str name)
+{
+    static const char *const special[] = {"ETag", "WWW-Authenticate", "Content-MD5",
+                                          "X-XSS-Protection", "DNT", NULL};
+    for (size_t i = 0; special[i]; i++)
+        if (tp_str_caseeq(name, special[i])) {
+            evbuffer_add(out, special[i], name.len);
+            return;
+        }
+    char cap[64];
+    size_t done = 0;
+    bool up = true;
+    while (done < name.len) {
+        size_t n = name.len - done < sizeof(cap) ? name.len - done : sizeof(cap);
+        for (size_t k = 0; k < n; k++) {
+            char ch = name.base[done + k];
+            cap[k] = (up && ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+            up = ch == '-';
+        }
+        evbuffer_add(out, cap, n);
+        done += n;
+    }
+}
+
 static bool status_has_body(int status)
 {
     return !(status / 100 == 1 || status == 204 || status == 304);
@@ -140,19 +166,7 @@ static int h1_respond(struct tp_req *req, int status, const struct tp_header *hs
         if (tp_http_hop_by_hop(name) || tp_str_eq(name, "content-length") ||
             tp_str_eq(name, "date") || tp_str_eq(name, "server"))
             continue;
-        /* Header names are lowercase inside zaslon; HTTP/1.1 clients expect the usual
-           capitalisation, as nginx writes it. */
-        char cap[128];
-        size_t len = name.len < sizeof(cap) ? name.len : sizeof(cap);
-        bool up = true;
-        for (size_t k = 0; k < len; k++) {
-            char ch = name.base[k];
-            cap[k] = (up && ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-            up = ch == '-';
-        }
-        evbuffer_add(out, cap, len);
-        if (name.len > len)
-            evbuffer_add(out, name.base + len, name.len - len);
+        write_name(out, name);
         evbuffer_add(out, ": ", 2);
         evbuffer_add(out, hs[i].value.base, hs[i].value.len);
         evbuffer_add(out, "\r\n", 2);

@@ -34,15 +34,22 @@ struct tp_upstream_opts {
     unsigned idle_timeout_ms;       /* no progress while reading or writing, and pooled */
     size_t max_response_header;     /* bytes */
     int64_t max_response_body;      /* bytes; -1 = no cap */
-    size_t buffer_cap;              /* response bytes buffered before reading pauses */
+    size_t buffer_cap;              /* per direction: response bytes buffered before
+                                       reading pauses; request-body bytes waiting for
+                                       the socket (tp_upstream_send) */
 };
 
-/* Fills |o| with defaults: verify on, max_idle 32, connect 5 s, first byte 30 s,
-   idle 60 s, header 64 KiB, body unlimited, buffer 256 KiB. */
+/* Fills |o| with defaults: verify on, max_idle 32, max_conns 256, connect 5 s, first
+   byte 30 s, idle 60 s, header 64 KiB, body unlimited, buffer 256 KiB. */
 void tp_upstream_opts_default(struct tp_upstream_opts *o);
 
-/* Creates a pool on |base|. Copies what it keeps from |opts|. Resolves the host once.
-   Returns 0 and *out, or TP_ERR_*. */
+/* Creates a pool on |base|. Copies what it keeps from |opts|. Resolves the host once
+   (getaddrinfo: call at start-up, not on a running loop unless |host| is numeric) and
+   tries its addresses in order until one connects ("localhost" may give ::1 first).
+   Builds the pool's TLS context (TLS 1.2+, ALPN http/1.1) when opts->tls. Returns 0 and
+   *out, or TP_ERR_INVALID (bad options, unreadable CA file), TP_ERR_CONNECT (the name
+   does not resolve), TP_ERR_CRYPTO, TP_ERR_NOMEM.
+   The process must ignore SIGPIPE (writes to a peer that closed would raise it). */
 int tp_upstream_pool_new(struct event_base *base, const struct tp_upstream_opts *opts,
                          struct tp_upstream_pool **out);
 
@@ -50,7 +57,8 @@ int tp_upstream_pool_new(struct event_base *base, const struct tp_upstream_opts 
    cancelled first. Accepts NULL. */
 void tp_upstream_pool_free(struct tp_upstream_pool *pool);
 
-/* Number of failures in a row (connect errors, timeouts); 0 after a success. */
+/* Number of failures in a row: requests that failed before a response head arrived
+   (connect errors, timeouts, peer closes, garbage); 0 after a response head. */
 unsigned tp_upstream_pool_failures(const struct tp_upstream_pool *pool);
 
 struct tp_upstream_desc {
@@ -68,6 +76,10 @@ struct tp_upstream_desc {
    request is freed by the pool and must not be touched. on_sent reports request-body
    bytes written to the socket (credit for the client). */
 struct tp_upstream_cb {
+    /* The final response head (1xx interim responses are skipped). |headers| holds
+       every field as received, names lowercased, borrowed for the call. |content_length|
+       is the declared length, -1 when absent or chunked. For HEAD requests and 204/304
+       no body follows, whatever the head declares: on_end comes next. */
     void (*on_head)(void *arg, int status, const struct tp_header *headers, size_t n,
                     int64_t content_length);
     /* Response body bytes; the callee drains |data|. Return false to pause reading
@@ -80,21 +92,40 @@ struct tp_upstream_cb {
     void (*on_sent)(void *arg, size_t n);
 };
 
-/* Starts a request. Copies |desc|. Returns 0 and *out, or TP_ERR_*. The callbacks are
-   never called from inside this function. */
+/* Longest wait queue per pool: a request that finds max_conns connections busy waits
+   in FIFO order (at most first_byte_timeout_ms, then TP_ERR_TIMEOUT); past this many
+   waiting, tp_upstream_request fails fast with TP_ERR_TOO_LARGE. */
+#define TP_UPSTREAM_QUEUE_MAX 1024
+
+/* Starts a request. Copies |desc|. Returns 0 and *out, or TP_ERR_INVALID (a method,
+   path, authority or field that cannot be sent as given: CR, LF, NUL or another control
+   character, a name that is not a token), TP_ERR_TOO_LARGE (wait queue full), or
+   TP_ERR_NOMEM. Host, hop-by-hop fields, content-length and transfer-encoding in
+   |desc->headers| are not sent: framing follows desc->content_length and has_body.
+   The callbacks are never called from inside this function.
+   Retries: a request is resent at most once, on a fresh connection, and only if its
+   method is idempotent, it has no body, it went out on a reused keep-alive connection
+   and that connection closed or reset before any response byte arrived. */
 int tp_upstream_request(struct tp_upstream_pool *pool, const struct tp_upstream_desc *desc,
                         const struct tp_upstream_cb *cb, void *arg,
                         struct tp_upstream_req **out);
 
 /* Adds request-body bytes (moves them out of |data|; |data| may be NULL when only |end|
-   is signalled). Returns 0 or TP_ERR_*. */
+   is signalled). With a declared content_length the body ends by itself once that many
+   bytes were added. Returns 0, TP_ERR_STATE (no body expected, after the end, or the
+   request is failing; nothing else changes), or an error that fails the request:
+   TP_ERR_TOO_LARGE (more than buffer_cap body bytes would be waiting for the socket:
+   wait for on_sent credit), TP_ERR_INVALID (more or fewer bytes than declared),
+   TP_ERR_NOMEM. A failed request still gets on_error(err) from the loop, unless it is
+   cancelled first. Never calls a callback itself. */
 int tp_upstream_send(struct tp_upstream_req *req, struct evbuffer *data, bool end);
 
 /* Resumes reading the response after on_data returned false. */
 void tp_upstream_resume(struct tp_upstream_req *req);
 
 /* Cancels: no callback is called afterwards; the connection is closed unless it can be
-   kept cleanly. Accepts NULL. */
+   kept cleanly. Accepts NULL. May be called from inside the request's own callbacks
+   (not from on_end or on_error, after which the request is gone). */
 void tp_upstream_cancel(struct tp_upstream_req *req);
 
 #endif

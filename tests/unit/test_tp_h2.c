@@ -90,8 +90,14 @@ static void on_request(void *arg, struct tp_req *req)
 {
     struct srv_req *r = calloc(1, sizeof(*r));
     r->req = req;
-    if (req->path.len > 5 && memcmp(req->path.base, "/big/", 5) == 0)
-        r->left = strtoul(req->path.base + 5, NULL, 10);
+    /* Request strings carry lengths, not terminators: copy before strtoul. */
+    char num[32];
+    if (req->path.len > 5 && req->path.len - 5 < sizeof(num) &&
+        memcmp(req->path.base, "/big/", 5) == 0) {
+        memcpy(num, req->path.base + 5, req->path.len - 5);
+        num[req->path.len - 5] = '\0';
+        r->left = strtoul(num, NULL, 10);
+    }
     tp_req_set_handler(req, &srv_handler, r);
 }
 
@@ -306,10 +312,6 @@ static void big_download_with_backpressure(void)
     const char *paths[] = {"/big/4000000", "/big/1000000", "/small"};
     struct cstream st[3] = {0};
     run(paths, 3, st, NULL, 0, NULL);
-    if (st[0].received != 4000000)
-        fprintf(stderr, "\nbig: status=%d/%d/%d received=%zu/%zu/%zu closed=%d err=%u\n",
-                st[0].status, st[1].status, st[2].status, st[0].received, st[1].received,
-                st[2].received, st[0].closed, st[0].error);
     CU_ASSERT_EQUAL(st[0].status, 200);
     CU_ASSERT_EQUAL(st[0].received, 4000000);
     CU_ASSERT_TRUE(st[0].pattern_ok);

@@ -1,0 +1,225 @@
+#include "fr_headers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp_err.h"
+
+#define NAME_MAX_LEN 256
+
+struct fr_allowlist {
+    size_t n;
+    struct tp_str *names; /* sorted by (length, bytes) for bsearch */
+    char *pool;
+    bool allow_cookie;
+};
+
+/* Exact names that never cross, besides hop-by-hop fields. Lowercase. */
+static const char *const dropped_exact[] = {
+    "host",
+    "expect",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "forwarded",
+    "x-forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-original-forwarded-for",
+    "x-envoy-external-address",
+    "x-nf-client-connection-ip",
+    "fly-client-ip",
+    "akamai-origin-hop",
+    "via",
+    "cdn-loop",
+    "x-cloud-trace-context",
+    "traceparent",
+    "tracestate",
+};
+
+/* Prefixes: every field a front adds under these names describes the client or its
+   path through the front (Cloudflare's cf-connecting-ip, cf-ipcountry, cf-ray...;
+   CloudFront's viewer address and country; App Engine's user IP and city). */
+static const char *const dropped_prefix[] = {
+    "x-forwarded-", "cf-",      "fastly-",   "cloudfront-viewer-",
+    "x-amz-cf-",    "x-azure-", "x-vercel-", "x-appengine-",
+};
+
+/* Response fields that advertise the stack or send the client elsewhere. */
+static const char *const response_dropped[] = {
+    "server",  "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version",
+    "alt-svc", "nel",          "report-to",        "reporting-endpoints",
+};
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* |s| equals the lowercase literal |lit| of length |n|, ignoring case in |s|. */
+static bool caseeq_n(struct tp_str s, const char *lit, size_t n)
+{
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)s.base[i]) != lit[i])
+            return false;
+    return true;
+}
+
+static bool caseprefix(struct tp_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)s.base[i]) != lit[i])
+            return false;
+    return true;
+}
+
+static bool in_list(struct tp_str name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (caseeq_n(name, list[i], strlen(list[i])))
+            return true;
+    return false;
+}
+
+static bool hop_by_hop_anycase(struct tp_str name)
+{
+    static const char *const hbh[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+        "te",         "upgrade",    "trailer",          "http2-settings"};
+    return tp_http_hop_by_hop(name) || in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
+}
+
+bool fr_headers_always_dropped(struct tp_str name)
+{
+    if (name.len == 0 || name.base[0] == ':')
+        return true;
+    if (hop_by_hop_anycase(name))
+        return true;
+    if (in_list(name, dropped_exact, sizeof(dropped_exact) / sizeof(dropped_exact[0])))
+        return true;
+    for (size_t i = 0; i < sizeof(dropped_prefix) / sizeof(dropped_prefix[0]); i++)
+        if (caseprefix(name, dropped_prefix[i]))
+            return true;
+    return false;
+}
+
+static bool is_cookie(struct tp_str name)
+{
+    return caseeq_n(name, "cookie", 6) || caseeq_n(name, "cookie2", 7);
+}
+
+/* RFC 9110 tchar. */
+static bool tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const struct tp_str *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->base, y->base, x->len);
+}
+
+int fr_allowlist_new(const char *const *names, size_t n, bool allow_cookie,
+                     struct fr_allowlist **out)
+{
+    size_t pool_len = 0;
+    if (n > FR_ALLOWLIST_MAX)
+        return TP_ERR_TOO_LARGE;
+    if (n > 0 && !names)
+        return TP_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i] || !names[i][0])
+            return TP_ERR_INVALID;
+        size_t l = strlen(names[i]);
+        if (l > NAME_MAX_LEN)
+            return TP_ERR_TOO_LARGE;
+        for (size_t j = 0; j < l; j++)
+            if (!tchar((unsigned char)names[i][j]))
+                return TP_ERR_INVALID;
+        pool_len += l;
+    }
+
+    struct fr_allowlist *a = calloc(1, sizeof(*a));
+    if (!a)
+        return TP_ERR_NOMEM;
+    a->names = calloc(n ? n : 1, sizeof(*a->names));
+    a->pool = malloc(pool_len ? pool_len : 1);
+    if (!a->names || !a->pool) {
+        fr_allowlist_free(a);
+        return TP_ERR_NOMEM;
+    }
+    char *p = a->pool;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        for (size_t j = 0; j < l; j++)
+            p[j] = (char)lower((unsigned char)names[i][j]);
+        a->names[i].base = p;
+        a->names[i].len = l;
+        p += l;
+    }
+    qsort(a->names, n, sizeof(*a->names), name_cmp);
+    a->n = n;
+    a->allow_cookie = allow_cookie;
+    *out = a;
+    return 0;
+}
+
+void fr_allowlist_free(struct fr_allowlist *a)
+{
+    if (!a)
+        return;
+    free(a->names);
+    a->names = NULL;
+    free(a->pool);
+    a->pool = NULL;
+    free(a);
+}
+
+bool fr_allowlist_allows(const struct fr_allowlist *a, struct tp_str name)
+{
+    if (!a || fr_headers_always_dropped(name))
+        return false;
+    if (is_cookie(name))
+        return a->allow_cookie && tp_str_eq(name, "cookie");
+    return a->n > 0 &&
+           bsearch(&name, a->names, a->n, sizeof(*a->names), name_cmp) != NULL;
+}
+
+size_t fr_headers_filter_request(const struct fr_allowlist *a, const struct tp_header *in,
+                                 size_t n, struct tp_header *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fr_allowlist_allows(a, in[i].name))
+            out[o++] = in[i];
+    return o;
+}
+
+size_t fr_headers_filter_response(const struct tp_header *in, size_t n,
+                                  struct tp_header *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fr_headers_always_dropped(in[i].name) ||
+            in_list(in[i].name, response_dropped,
+                    sizeof(response_dropped) / sizeof(response_dropped[0])))
+            continue;
+        out[o++] = in[i];
+    }
+    return o;
+}

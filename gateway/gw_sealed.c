@@ -1,0 +1,500 @@
+#include "gw_sealed.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "adapter.h"
+#include "fr_headers.h"
+#include "fr_pad.h"
+#include "fr_route.h"
+#include "gw_keystore.h"
+#include "gw_log.h"
+#include "gw_pipeline.h"
+#include "gw_replay.h"
+#include "gw_runtime.h"
+#include "gw_worker.h"
+#include "tp_bhttp.h"
+#include "tp_ohttp.h"
+
+#define MAX_FIELDS 256
+#define DEFAULT_PAD_MIN 1024
+
+/* One sealed exchange, from the first body byte to the sealed answer. */
+struct sealed {
+    struct tp_req *req;
+    struct gw_worker *w;
+    struct evbuffer *in; /* the message/ohttp-req as it arrives */
+    bool too_large;
+    struct tp_ohttp_gateway *ogw;
+    uint8_t *plain; /* the Binary HTTP request (wiped on free) */
+    size_t plain_len;
+    struct tp_bhttp_request breq;
+    bool breq_valid;
+    const struct gw_backend *backend;
+    void *handle;
+    /* The backend's answer, collected whole: it is sealed as one message. */
+    int status;
+    char *head_mem; /* names and values of |fields| */
+    struct tp_header *fields;
+    size_t nfields;
+    struct evbuffer *body;
+    bool overflow;
+    struct event *finish; /* deferred 502 after an overflow */
+    bool adapter_running;
+    bool req_gone;
+    bool answered;
+    uint64_t start_us;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+bool gw_gate_allows(struct gw_worker *w, const struct tp_req *req)
+{
+    /* The single question "may this request see sealed traffic?". The fronting work
+       (origin secret header, secret path) answers it here; this release lets every
+       request through, and says so in the README. */
+    return true;
+}
+
+void gw_sealed_refuse(struct gw_worker *w, struct tp_req *req)
+{
+    /* Whatever went wrong before the seal was opened, a prober gets the cover site's
+       own answer for this method and path: nothing says a sealed endpoint is here. */
+    gw_pipeline_serve_cover(w, req);
+}
+
+static void sealed_free(struct sealed *s)
+{
+    if (s->breq_valid)
+        tp_bhttp_request_clear(&s->breq);
+    if (s->plain) {
+        sodium_memzero(s->plain, s->plain_len);
+        free(s->plain);
+    }
+    tp_ohttp_gateway_free(s->ogw);
+    evbuffer_free(s->in);
+    if (s->body)
+        evbuffer_free(s->body);
+    free(s->head_mem);
+    free(s->fields);
+    if (s->finish)
+        event_free(s->finish);
+    free(s);
+}
+
+static void sealed_done(struct sealed *s)
+{
+    if (s->adapter_running || !(s->answered || s->req_gone))
+        return;
+    gw_log_access(s->backend ? s->backend->name : "sealed", s->status,
+                  0, now_us() - s->start_us);
+    if (!s->req_gone)
+        s->req->handler = NULL;
+    sealed_free(s);
+}
+
+static void free_ref(const void *data, size_t len, void *extra)
+{
+    free((void *)data);
+}
+
+/* Encodes, pads, seals and sends one Binary HTTP response. */
+static void answer(struct sealed *s, int status, const struct tp_header *hs, size_t n,
+                   const uint8_t *body, size_t body_len)
+{
+    s->answered = true;
+    s->status = status;
+    struct tp_bhttp_response res = {
+        .status = (uint16_t)status,
+        .headers = hs,
+        .n_headers = n,
+        .content = body,
+        .content_len = body_len,
+    };
+    struct tp_bhttp_encode_opts eo = {.framing = TP_BHTTP_KNOWN_LENGTH};
+    size_t plain_len = 0;
+    if (tp_bhttp_response_encoded_len(&res, &eo, &plain_len) != 0) {
+        tp_req_reset(s->req);
+        s->req_gone = true;
+        return;
+    }
+    size_t pad_min = s->backend && s->backend->pad_min ? s->backend->pad_min : DEFAULT_PAD_MIN;
+    size_t padded = fr_pad_bucket(plain_len, pad_min);
+    eo.padding = padded - plain_len;
+    uint8_t *plain = malloc(padded);
+    size_t sealed_cap = tp_ohttp_gateway_response_len(s->ogw, padded);
+    uint8_t *sealed = sealed_cap ? malloc(sealed_cap) : NULL;
+    size_t got = 0, sealed_len = 0;
+    int rv = -1;
+    if (plain && sealed &&
+        tp_bhttp_response_encode(&res, &eo, plain, padded, &got) == 0 && got == padded)
+        rv = tp_ohttp_gateway_encap_response(s->ogw, plain, padded, sealed, sealed_cap,
+                                             &sealed_len);
+    if (plain) {
+        sodium_memzero(plain, padded);
+        free(plain);
+    }
+    if (rv != 0) {
+        free(sealed);
+        tp_req_reset(s->req);
+        s->req_gone = true;
+        return;
+    }
+    static const struct tp_header outer[] = {
+        {TP_STR_LIT("content-type"), TP_STR_LIT(TP_OHTTP_RES_MEDIA_TYPE)},
+        {TP_STR_LIT("cache-control"), TP_STR_LIT("no-store")},
+    };
+    struct evbuffer *b = evbuffer_new();
+    if (!b || tp_req_respond(s->req, 200, outer, 2, (int64_t)sealed_len, false) != 0) {
+        if (b)
+            evbuffer_free(b);
+        free(sealed);
+        tp_req_reset(s->req);
+        s->req_gone = true;
+        return;
+    }
+    /* The ciphertext travels by reference and is freed once sent: no copy. */
+    evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL);
+    tp_req_write(s->req, b);
+    evbuffer_free(b);
+    tp_req_end(s->req);
+}
+
+/* A sealed error: a fixed reason as text/plain inside the seal. */
+static void answer_error(struct sealed *s, int status, const char *reason)
+{
+    static const struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/plain")};
+    answer(s, status, &ct, 1, (const uint8_t *)reason, strlen(reason));
+}
+
+/* ---------------------------------------------------------- backend side --- */
+
+static int adapter_status(int err)
+{
+    switch (err) {
+    case ADAPTER_ERR_TIMEOUT: return 504;
+    case ADAPTER_ERR_UNAVAILABLE: return 503;
+    default: return 502;
+    }
+}
+
+static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t n,
+                       int64_t content_length)
+{
+    struct sealed *s = arg;
+    struct tp_header kept[MAX_FIELDS];
+    if (n > MAX_FIELDS)
+        n = MAX_FIELDS;
+    size_t m = fr_headers_filter_response(hs, n, kept);
+    /* The callback's strings are borrowed: copy what the seal will carry. */
+    size_t bytes = 0;
+    for (size_t i = 0; i < m; i++)
+        bytes += kept[i].name.len + kept[i].value.len;
+    s->head_mem = malloc(bytes ? bytes : 1);
+    s->fields = calloc(m ? m : 1, sizeof(*s->fields));
+    if (!s->head_mem || !s->fields) {
+        s->overflow = true;
+        return;
+    }
+    char *p = s->head_mem;
+    for (size_t i = 0; i < m; i++) {
+        /* content-length is the Binary HTTP framing's business. */
+        if (tp_str_eq(kept[i].name, "content-length"))
+            continue;
+        memcpy(p, kept[i].name.base, kept[i].name.len);
+        s->fields[s->nfields].name = (struct tp_str){p, kept[i].name.len};
+        p += kept[i].name.len;
+        memcpy(p, kept[i].value.base, kept[i].value.len);
+        s->fields[s->nfields].value = (struct tp_str){p, kept[i].value.len};
+        p += kept[i].value.len;
+        s->nfields++;
+    }
+    s->status = status;
+}
+
+static void finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sealed *s = arg;
+    if (s->adapter_running) {
+        s->backend->ops->cancel(s->handle);
+        s->adapter_running = false;
+    }
+    if (!s->req_gone && !s->answered)
+        answer_error(s, 502, "response too large");
+    sealed_done(s);
+}
+
+static bool ad_on_data(void *arg, struct evbuffer *data)
+{
+    struct sealed *s = arg;
+    size_t cap = s->w->rt->snap->sealed.max_response;
+    if (s->overflow || evbuffer_get_length(s->body) + evbuffer_get_length(data) > cap) {
+        /* Too big to seal: pause the backend, then cancel it outside its callback. */
+        evbuffer_drain(data, evbuffer_get_length(data));
+        if (!s->overflow) {
+            s->overflow = true;
+            event_active(s->finish, EV_TIMEOUT, 1);
+        }
+        return false;
+    }
+    evbuffer_add_buffer(s->body, data);
+    return true;
+}
+
+static void ad_on_end(void *arg)
+{
+    struct sealed *s = arg;
+    s->adapter_running = false;
+    if (s->overflow) {
+        if (!event_pending(s->finish, EV_TIMEOUT, NULL))
+            event_active(s->finish, EV_TIMEOUT, 1);
+        return;
+    }
+    if (!s->req_gone) {
+        size_t len = evbuffer_get_length(s->body);
+        const uint8_t *body = evbuffer_pullup(s->body, (ev_ssize_t)len);
+        answer(s, s->status, s->fields, s->nfields, body, len);
+    }
+    sealed_done(s);
+}
+
+static void ad_on_error(void *arg, int err, bool head_sent)
+{
+    struct sealed *s = arg;
+    s->adapter_running = false;
+    if (!s->req_gone && !s->answered)
+        answer_error(s, adapter_status(err), tp_http_reason(adapter_status(err)));
+    sealed_done(s);
+}
+
+static void ad_on_body_sent(void *arg, size_t n)
+{
+}
+
+static const struct adapter_response_cb adapter_cb = {
+    .on_head = ad_on_head,
+    .on_data = ad_on_data,
+    .on_end = ad_on_end,
+    .on_error = ad_on_error,
+    .on_body_sent = ad_on_body_sent,
+};
+
+static const struct tp_header *find_field(const struct tp_bhttp_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (tp_str_eq(r->headers[i].name, name))
+            return &r->headers[i];
+    return NULL;
+}
+
+/* The seal is open: check freshness, route, and hand the inner request on. */
+static void forward(struct sealed *s)
+{
+    const struct gw_runtime *rt = s->w->rt;
+    const struct tp_bhttp_request *br = &s->breq;
+    int target = fr_router_match(rt->router, br->authority, br->path);
+    if (target < 0) {
+        answer_error(s, 404, "no such service");
+        return;
+    }
+    s->backend = &rt->backends[target];
+    const struct tp_header *date = find_field(br, "date");
+    time_t when = 0;
+    bool has_date = date && tp_http_date_parse(date->value, &when) == 0;
+    if (date && !has_date) {
+        answer_error(s, 400, "bad date");
+        return;
+    }
+    size_t enc_len = 0;
+    const uint8_t *enc = tp_ohttp_gateway_enc(s->ogw, &enc_len);
+    enum gw_replay_verdict v = gw_replay_check(rt->replay, enc, enc_len, has_date, when,
+                                               time(NULL), s->backend->strict);
+    if (v != GW_REPLAY_OK) {
+        answer_error(s, v == GW_REPLAY_FULL ? 503 : v == GW_REPLAY_SEEN ? 409 : 400,
+                     gw_replay_str(v));
+        return;
+    }
+    struct tp_header fields[MAX_FIELDS];
+    size_t n = br->n_headers < MAX_FIELDS ? br->n_headers : MAX_FIELDS;
+    struct adapter_request ar = {
+        .method = br->method,
+        .authority = br->authority,
+        .path = br->path,
+        .headers = fields,
+        /* The allowlist never passes Expect: the body is already here. */
+        .nheaders = fr_headers_filter_request(s->backend->allowlist, br->headers, n, fields),
+        .content_length = (int64_t)br->content_len,
+        .has_body = br->content_len > 0,
+    };
+    s->body = evbuffer_new();
+    if (!s->body) {
+        answer_error(s, 500, "out of memory");
+        return;
+    }
+    void *inst = s->w->adapters[target];
+    int rv = s->backend->ops->handle(inst, &ar, &adapter_cb, s, &s->handle);
+    if (rv != 0) {
+        answer_error(s, adapter_status(rv), tp_http_reason(adapter_status(rv)));
+        return;
+    }
+    s->adapter_running = true;
+    if (ar.has_body) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            /* The content lives in s->plain until the exchange ends: no copy. */
+            evbuffer_add_reference(b, br->content, br->content_len, NULL, NULL);
+            s->backend->ops->body(s->handle, b, true);
+            evbuffer_free(b);
+        }
+    }
+}
+
+/* The whole message/ohttp-req is here. */
+static void open_seal(struct sealed *s)
+{
+    struct gw_worker *w = s->w;
+    const struct gw_runtime *rt = w->rt;
+    size_t len = evbuffer_get_length(s->in);
+    const uint8_t *msg = evbuffer_pullup(s->in, (ev_ssize_t)len);
+    s->plain_len = len > TP_OHTTP_REQ_OVERHEAD ? len - TP_OHTTP_REQ_OVERHEAD : 0;
+    s->plain = malloc(s->plain_len ? s->plain_len : 1);
+    size_t got = 0;
+    if (s->too_large || !msg || !s->plain || tp_ohttp_gateway_new(&s->ogw) != 0 ||
+        tp_ohttp_gateway_decap(s->ogw, msg, len, gw_keystore_lookup, rt->keystore, s->plain,
+                               s->plain_len, &got) != 0) {
+        s->answered = true;
+        s->status = 0;
+        gw_sealed_refuse(w, s->req);
+        return;
+    }
+    struct tp_bhttp_limits lim = TP_BHTTP_LIMITS_DEFAULT;
+    lim.max_content = rt->snap->sealed.max_request;
+    if (tp_bhttp_request_decode(&s->breq, s->plain, got, &lim) != 0) {
+        answer_error(s, 400, "malformed request");
+        return;
+    }
+    s->breq_valid = true;
+    forward(s);
+}
+
+/* ----------------------------------------------------------- client side --- */
+
+static void rq_on_body(struct tp_req *req, struct evbuffer *data, bool end)
+{
+    struct sealed *s = req->handler_data;
+    size_t len = evbuffer_get_length(data);
+    size_t cap = s->w->rt->snap->sealed.max_request;
+    if (s->too_large || evbuffer_get_length(s->in) + len > cap) {
+        s->too_large = true;
+        evbuffer_drain(data, len);
+    } else {
+        evbuffer_add_buffer(s->in, data);
+    }
+    tp_req_consume(req, len);
+    if (!end)
+        return;
+    open_seal(s);
+    sealed_done(s);
+}
+
+static void rq_on_writable(struct tp_req *req)
+{
+}
+
+static void rq_on_abort(struct tp_req *req)
+{
+    struct sealed *s = req->handler_data;
+    s->req_gone = true;
+    if (s->adapter_running) {
+        s->backend->ops->cancel(s->handle);
+        s->adapter_running = false;
+    }
+    sealed_done(s);
+}
+
+static const struct tp_req_handler sealed_handler = {
+    .on_body = rq_on_body,
+    .on_writable = rq_on_writable,
+    .on_abort = rq_on_abort,
+};
+
+static bool path_is(struct tp_str path, const char *want)
+{
+    size_t n = strlen(want);
+    /* The query string is not part of the match. */
+    size_t plen = path.len;
+    const char *q = memchr(path.base, '?', path.len);
+    if (q)
+        plen = (size_t)(q - path.base);
+    return plen == n && memcmp(path.base, want, n) == 0;
+}
+
+static void serve_keys(struct gw_worker *w, struct tp_req *req)
+{
+    size_t len = 0;
+    const uint8_t *keys = gw_keystore_configs(w->rt->keystore, &len);
+    static const struct tp_header hs[] = {
+        {TP_STR_LIT("content-type"), TP_STR_LIT(TP_OHTTP_KEYS_MEDIA_TYPE)},
+        /* Never cached by a front: a cached copy would reach requests that never
+           passed the gate. */
+        {TP_STR_LIT("cache-control"), TP_STR_LIT("no-store")},
+    };
+    bool head = tp_str_eq(req->method, "HEAD");
+    if (tp_req_respond(req, 200, hs, 2, (int64_t)len, head) != 0)
+        return;
+    if (!head) {
+        tp_req_write_ref(req, keys, len);
+        tp_req_end(req);
+    }
+}
+
+bool gw_sealed_route(struct gw_worker *w, struct tp_req *req)
+{
+    const struct conf_sealed *cs = &w->rt->snap->sealed;
+    if (!cs->enabled)
+        return false;
+    if (path_is(req->path, cs->keys_path)) {
+        if (gw_gate_allows(w, req) &&
+            (tp_str_eq(req->method, "GET") || tp_str_eq(req->method, "HEAD")))
+            serve_keys(w, req);
+        else
+            gw_sealed_refuse(w, req);
+        return true;
+    }
+    if (!path_is(req->path, cs->path))
+        return false;
+    const struct tp_header *ct = tp_req_header(req, "content-type");
+    if (!gw_gate_allows(w, req) || !tp_str_eq(req->method, "POST") || !ct ||
+        !tp_str_caseeq(ct->value, TP_OHTTP_REQ_MEDIA_TYPE) || !req->has_body ||
+        (req->content_length >= 0 && (uint64_t)req->content_length > cs->max_request)) {
+        gw_sealed_refuse(w, req);
+        return true;
+    }
+    struct sealed *s = calloc(1, sizeof(*s));
+    if (s) {
+        s->in = evbuffer_new();
+        s->finish = evtimer_new(w->base, finish_cb, s);
+    }
+    if (!s || !s->in || !s->finish) {
+        if (s)
+            sealed_free(s);
+        tp_req_reset(req);
+        return true;
+    }
+    s->req = req;
+    s->w = w;
+    s->start_us = now_us();
+    tp_req_set_handler(req, &sealed_handler, s);
+    return true;
+}
