@@ -26,4 +26,5 @@ void conf_limits_default(struct conf_limits *l)
     l->output_buffer = 256 * 1024;
     l->stream_buffer = 64 * 1024;
     l->drain_timeout_ms = 30000;
+    l->max_requests_per_connection = 1000;
 }

@@ -20,6 +20,7 @@
      limits.body_timeout            30s       100ms    60m
      limits.write_timeout           30s       100ms    60m
      limits.drain_timeout           30s       100ms    60m
+     limits.max_requests_per_connection 1000  1        1000000000
      limits.output_buffer           256k      16k      64m
      limits.stream_buffer           64k       16k      16m
      backends.NAME.pad_min          1k        1        1m
@@ -117,6 +118,8 @@ static const struct num_field limit_fields[] = {
      16 * MIB},
     {"drain_timeout", NUM_DURATION, offsetof(struct conf_limits, drain_timeout_ms), 100,
      60 * MINUTE},
+    {"max_requests_per_connection", NUM_COUNT,
+     offsetof(struct conf_limits, max_requests_per_connection), 1, 1000000000},
 };
 
 static const struct num_field sealed_fields[] = {
@@ -868,9 +871,11 @@ static int parse_cover(struct ctx *c, const struct conf_node *map)
     for (const struct conf_node *n = map->child; n; n = n->next) {
         if (is(n, "root")) {
             root = n;
+            cv->line = n->key_line;
             rc = parse_fs_path(c, n, "cover.root", &cv->root);
         } else if (is(n, "upstream")) {
             upstream = n;
+            cv->line = n->key_line;
             rc = want(c, n, CONF_NODE_SCALAR, "cover.upstream");
             if (!rc && !valid_url(n->text))
                 rc = FAIL(c, n->line, CONF_ERR_TYPE,
@@ -1024,6 +1029,7 @@ static int parse_backend(struct ctx *c, const struct conf_node *map,
                           name);
             if (!rc)
                 rc = copy_text(c, n, &be->adapter);
+            be->adapter_line = n->key_line;
         } else if (is(n, "headers")) {
             have_headers = true;
             rc = parse_headers(c, n, name, be);
@@ -1097,6 +1103,7 @@ static int parse_sealed(struct ctx *c, const struct conf_node *map)
             else
                 rc = parse_url_path(c, n, "sealed.keys_path", &se->keys_path);
         } else if (is(n, "keys")) {
+            se->keys_line = n->key_line;
             rc = parse_fs_path(c, n, "sealed.keys", &se->keys_dir);
         } else if ((rc = set_from_table(c, n, "sealed", sealed_fields,
                                         sizeof(sealed_fields) / sizeof(sealed_fields[0]),

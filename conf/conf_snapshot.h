@@ -38,6 +38,7 @@
        output_buffer: 256k                  # 16k..64m, per connection
        stream_buffer: 64k                   # 16k..16m, per stream, each direction
        drain_timeout: 30s
+       max_requests_per_connection: 1000    # then a graceful GOAWAY / Connection: close
      cover:                                 # at most one of root / upstream; neither: a
        root: DIR                            #   built-in blank page
        upstream: "http://127.0.0.1:8081"    # http:// or https://, no userinfo
@@ -152,6 +153,7 @@ struct conf_limits {
     size_t output_buffer;
     size_t stream_buffer;
     unsigned drain_timeout_ms;
+    unsigned max_requests_per_connection; /* then GOAWAY / Connection: close */
 };
 
 struct conf_kv {
@@ -175,6 +177,7 @@ struct conf_backend {
     struct conf_kv *params; /* adapter-specific keys, in file order */
     size_t nparams;
     unsigned line;
+    unsigned adapter_line; /* the adapter: key, for messages about the adapter */
 };
 
 enum conf_handler { CONF_HANDLER_COVER, CONF_HANDLER_BACKEND };
@@ -192,12 +195,14 @@ struct conf_cover {
     char *upstream;  /* URL, or NULL */
     char *index;     /* default "index.html" */
     char *not_found; /* default "404.html" */
+    unsigned line;   /* the root: or upstream: key, 0 when neither is given */
 };
 
 struct conf_sealed {
     bool enabled;
     char *path;
     char *keys_dir;
+    unsigned keys_line;
     char *keys_path;
     unsigned replay_window_ms;
     unsigned replay_cache;

@@ -62,7 +62,8 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 
 enum field { F_KEY_ID, F_KEM, F_SUITES, F_PRIVATE_KEY, F_COUNT };
 
-static const char *const field_names[F_COUNT] = {"key_id", "kem", "suites", "private_key"};
+static const char *const field_names[F_COUNT] = {"key_id", "kem", "suites",
+                                                 "private_key"};
 
 static bool is_blank(char c)
 {
@@ -129,7 +130,8 @@ static bool suite_supported(struct tp_ohttp_suite s)
             s.aead_id == TP_HPKE_AEAD_CHACHA20POLY1305);
 }
 
-static bool suite_listed(const struct tp_ohttp_suite *suites, size_t n, struct tp_ohttp_suite s)
+static bool suite_listed(const struct tp_ohttp_suite *suites, size_t n,
+                         struct tp_ohttp_suite s)
 {
     for (size_t i = 0; i < n; i++)
         if (suites[i].kdf_id == s.kdf_id && suites[i].aead_id == s.aead_id)
@@ -138,8 +140,8 @@ static bool suite_listed(const struct tp_ohttp_suite *suites, size_t n, struct t
 }
 
 /* Blank-separated "0xKKKK/0xAAAA" pairs into |c|. Messages name the pair by position. */
-static int parse_suites(const char *s, size_t n, struct tp_ohttp_key_config *c, size_t line,
-                        char *err, size_t errlen)
+static int parse_suites(const char *s, size_t n, struct tp_ohttp_key_config *c,
+                        size_t line, char *err, size_t errlen)
 {
     size_t i = 0;
 
@@ -157,28 +159,30 @@ static int parse_suites(const char *s, size_t n, struct tp_ohttp_key_config *c, 
             i++;
         tok = i - start;
         if (c->n_suites == TP_OHTTP_MAX_SUITES) {
-            seterr(err, errlen, "line %zu: more than %d suites", line, TP_OHTTP_MAX_SUITES);
+            seterr(err, errlen, "line %zu: more than %d suites", line,
+                   TP_OHTTP_MAX_SUITES);
             return -1;
         }
         if (tok != 13 || s[start + 6] != '/' || !parse_id16(s + start, 6, &su.kdf_id) ||
             !parse_id16(s + start + 7, 6, &su.aead_id)) {
-            seterr(err, errlen, "line %zu: suite %zu is not of the form 0xKDF/0xAEAD", line,
-                   c->n_suites + 1);
+            seterr(err, errlen, "line %zu: suite %zu is not of the form 0xKDF/0xAEAD",
+                   line, c->n_suites + 1);
             return -1;
         }
         if (su.kdf_id != TP_HPKE_KDF_HKDF_SHA256) {
-            seterr(err, errlen, "line %zu: suite %zu: unsupported KDF (only 0x0001)", line,
-                   c->n_suites + 1);
+            seterr(err, errlen, "line %zu: suite %zu: unsupported KDF (only 0x0001)",
+                   line, c->n_suites + 1);
             return -1;
         }
         if (!suite_supported(su)) {
             seterr(err, errlen,
-                   "line %zu: suite %zu: unsupported AEAD (0x0001, 0x0002 or 0x0003)", line,
-                   c->n_suites + 1);
+                   "line %zu: suite %zu: unsupported AEAD (0x0001, 0x0002 or 0x0003)",
+                   line, c->n_suites + 1);
             return -1;
         }
         if (suite_listed(c->suites, c->n_suites, su)) {
-            seterr(err, errlen, "line %zu: suite %zu listed twice", line, c->n_suites + 1);
+            seterr(err, errlen, "line %zu: suite %zu listed twice", line,
+                   c->n_suites + 1);
             return -1;
         }
         c->suites[c->n_suites++] = su;
@@ -238,7 +242,8 @@ int gw_keyfile_parse(const char *buf, size_t len, struct tp_ohttp_key_config *cf
         while (name_len > 0 && is_blank(l[name_len - 1]))
             name_len--;
         for (f = 0; f < F_COUNT; f++)
-            if (strlen(field_names[f]) == name_len && memcmp(l, field_names[f], name_len) == 0)
+            if (strlen(field_names[f]) == name_len &&
+                memcmp(l, field_names[f], name_len) == 0)
                 break;
         if (f == F_COUNT) {
             seterr(err, errlen,
@@ -266,7 +271,8 @@ int gw_keyfile_parse(const char *buf, size_t len, struct tp_ohttp_key_config *cf
         switch (f) {
         case F_KEY_ID:
             if (!parse_key_id(v, vn, &c.key_id)) {
-                seterr(err, errlen, "line %zu: key_id must be a decimal number 0..255", line);
+                seterr(err, errlen, "line %zu: key_id must be a decimal number 0..255",
+                       line);
                 goto out;
             }
             break;
@@ -276,9 +282,10 @@ int gw_keyfile_parse(const char *buf, size_t len, struct tp_ohttp_key_config *cf
                 goto out;
             }
             if (c.kem_id != KEM_X25519) {
-                seterr(err, errlen,
-                       "line %zu: unsupported kem (only 0x0020, DHKEM(X25519, HKDF-SHA256))",
-                       line);
+                seterr(
+                    err, errlen,
+                    "line %zu: unsupported kem (only 0x0020, DHKEM(X25519, HKDF-SHA256))",
+                    line);
                 goto out;
             }
             break;
@@ -366,7 +373,7 @@ static int read_keyfile(int dfd, const char *name, const char *path, char *fbuf,
                (unsigned long)geteuid());
         goto out;
     }
-    if (0) {
+    if (st.st_mode & (S_IRGRP | S_IROTH)) {
         seterr(err, errlen, "%s: readable by group or others (chmod 600)", path);
         goto out;
     }
@@ -662,9 +669,9 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int gw_keyfile_generate(const char *path, uint8_t key_id, const struct tp_ohttp_suite *suites,
-                        size_t nsuites, struct tp_ohttp_key_config *cfg, char *err,
-                        size_t errlen)
+int gw_keyfile_generate(const char *path, uint8_t key_id,
+                        const struct tp_ohttp_suite *suites, size_t nsuites,
+                        struct tp_ohttp_key_config *cfg, char *err, size_t errlen)
 {
     struct tp_ohttp_key_config c, check;
     uint8_t sk[SK_LEN], sk2[SK_LEN];
@@ -681,12 +688,14 @@ int gw_keyfile_generate(const char *path, uint8_t key_id, const struct tp_ohttp_
     sodium_memzero(hex, sizeof(hex));
     sodium_memzero(text, sizeof(text));
     if (!suites || nsuites == 0 || nsuites > TP_OHTTP_MAX_SUITES) {
-        seterr(err, errlen, "%s: between 1 and %d suites needed", path, TP_OHTTP_MAX_SUITES);
+        seterr(err, errlen, "%s: between 1 and %d suites needed", path,
+               TP_OHTTP_MAX_SUITES);
         goto out;
     }
     for (size_t i = 0; i < nsuites; i++) {
         if (!suite_supported(suites[i]) || suite_listed(suites, i, suites[i])) {
-            seterr(err, errlen, "%s: suite %zu is unsupported or listed twice", path, i + 1);
+            seterr(err, errlen, "%s: suite %zu is unsupported or listed twice", path,
+                   i + 1);
             goto out;
         }
         c.suites[i] = suites[i];
@@ -710,8 +719,8 @@ int gw_keyfile_generate(const char *path, uint8_t key_id, const struct tp_ohttp_
                 (unsigned)key_id, (unsigned)KEM_X25519))
         goto toolong;
     for (size_t i = 0; i < nsuites; i++)
-        if (!append(text, sizeof(text), &pos, " 0x%04x/0x%04x", (unsigned)suites[i].kdf_id,
-                    (unsigned)suites[i].aead_id))
+        if (!append(text, sizeof(text), &pos, " 0x%04x/0x%04x",
+                    (unsigned)suites[i].kdf_id, (unsigned)suites[i].aead_id))
             goto toolong;
     if (!append(text, sizeof(text), &pos, "\nprivate_key: %s\n", hex))
         goto toolong;
@@ -727,7 +736,8 @@ int gw_keyfile_generate(const char *path, uint8_t key_id, const struct tp_ohttp_
         goto out;
     }
 
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd == -1) {
         if (errno == EEXIST)
             seterr(err, errlen, "%s: already exists (refusing to overwrite)", path);

@@ -86,9 +86,9 @@ int gw_keyfile_parse(const char *buf, size_t len, struct tp_ohttp_key_config *cf
    refused, a partly written file removed). |suites| must hold 1..TP_OHTTP_MAX_SUITES
    distinct supported pairs. Fills |cfg| with its public configuration. Returns 0, or
    -1 with a reason in |err|. Every copy of the private key is wiped before return. */
-int gw_keyfile_generate(const char *path, uint8_t key_id, const struct tp_ohttp_suite *suites,
-                        size_t nsuites, struct tp_ohttp_key_config *cfg, char *err,
-                        size_t errlen);
+int gw_keyfile_generate(const char *path, uint8_t key_id,
+                        const struct tp_ohttp_suite *suites, size_t nsuites,
+                        struct tp_ohttp_key_config *cfg, char *err, size_t errlen);
 
 /* Opens one key file with the checks gw_keystore_load makes (no symbolic link, a
    regular file, owned by the effective uid, no group or other access, at most

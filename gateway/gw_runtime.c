@@ -35,18 +35,19 @@ static void limits_from_conf(const struct conf_limits *c, struct tp_server_limit
     l->write_timeout_ms = c->write_timeout_ms;
     l->output_buffer = c->output_buffer;
     l->stream_buffer = c->stream_buffer;
+    l->max_requests_per_conn = c->max_requests_per_connection;
 }
 
 static int backend_init(struct gw_backend *b, const char *file, const char *name,
-                        const char *adapter, const struct conf_kv *params, size_t nparams,
-                        unsigned line, const char *const *headers, size_t nheaders,
+                        const char *adapter, unsigned adapter_line,
+                        const struct conf_kv *params, size_t nparams, unsigned line, const char *const *headers, size_t nheaders,
                         bool allow_cookie, char *err, size_t errlen)
 {
     b->name = name;
     b->ops = adapter_lookup(adapter);
     if (!b->ops)
         return errf(err, errlen, "%s:%u: unknown adapter \"%s\" for backend \"%s\"", file,
-                    line, adapter, name);
+                    adapter_line ? adapter_line : line, adapter, name);
     struct adapter_kv *kv = calloc(nparams ? nparams : 1, sizeof(*kv));
     if (!kv)
         return errf(err, errlen, "%s: out of memory", file);
@@ -114,8 +115,9 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         }
         /* Counted first, so that a half-built backend is freed with the rest. */
         rt->nbackends++;
-        if (backend_init(&rt->backends[i], file, b->name, b->adapter, b->params, b->nparams,
-                         b->line, hdrs, nh, b->allow_cookie, err, errlen) != 0)
+        if (backend_init(&rt->backends[i], file, b->name, b->adapter, b->adapter_line,
+                         b->params, b->nparams, b->line, hdrs, nh, b->allow_cookie, err,
+                         errlen) != 0)
             goto fail;
         rt->backends[i].strict = b->replay == CONF_REPLAY_STRICT;
         rt->backends[i].pad_min = b->pad_min;
@@ -123,7 +125,7 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
     if (snap->sealed.enabled) {
         char why[512];
         if (gw_keystore_load(snap->sealed.keys_dir, &rt->keystore, why, sizeof(why)) != 0) {
-            errf(err, errlen, "%s: sealed keys: %s", file, why);
+            errf(err, errlen, "%s:%u: sealed.keys: %s", file, snap->sealed.keys_line, why);
             goto fail;
         }
         if (gw_replay_new(snap->sealed.replay_cache, snap->sealed.replay_window_ms / 1000,
@@ -136,9 +138,10 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         char key[] = "url";
         struct conf_kv url = {key, snap->cover.upstream, 0};
         rt->cover_backend = (int)rt->nbackends++;
-        if (backend_init(&rt->backends[rt->cover_backend], file, "cover", "http", &url, 1, 0,
-                         conf_default_allowlist, count_list(conf_default_allowlist), false,
-                         err, errlen) != 0)
+        url.line = snap->cover.line;
+        if (backend_init(&rt->backends[rt->cover_backend], file, "cover", "http",
+                         snap->cover.line, &url, 1, snap->cover.line, conf_default_allowlist,
+                         count_list(conf_default_allowlist), false, err, errlen) != 0)
             goto fail;
     } else {
         struct fr_cover_opts co = {
@@ -148,7 +151,10 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         };
         char why[384];
         if (fr_cover_load(&co, &rt->cover, why, sizeof(why)) != 0) {
-            errf(err, errlen, "%s: cover: %s", file, why);
+            if (snap->cover.line)
+                errf(err, errlen, "%s:%u: cover: %s", file, snap->cover.line, why);
+            else
+                errf(err, errlen, "%s: cover: %s", file, why);
             goto fail;
         }
     }

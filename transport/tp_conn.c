@@ -18,6 +18,8 @@
 #include "tp_err.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/* How long a closing connection lingers for the client's own close. */
+#define LINGER_MS 2000
 #define H2_PREFACE_LEN 24
 
 uint64_t tp_conn_now_ms(struct tp_conn *c)
@@ -67,6 +69,11 @@ void tp_conn_touch(struct tp_conn *c)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct tp_conn *c = arg;
+    if (c->phase == TP_PHASE_CLOSING) {
+        /* Armed once, for the flush or the linger: no lazy re-arming here. */
+        tp_conn_close(c, c->lingering ? TP_EV__COUNT : TP_EV_WRITE_TIMEOUT);
+        return;
+    }
     uint64_t limit = deadline_ms(c);
     uint64_t elapsed = tp_conn_now_ms(c) - c->deadline_start_ms;
     if (c->deadline == TP_DL_NONE)
@@ -81,8 +88,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         tp_conn_close(c, c->tls ? TP_EV_TLS_TIMEOUT : TP_EV_HEADER_TIMEOUT);
         return;
     case TP_PHASE_CLOSING:
-        tp_conn_close(c, TP_EV_WRITE_TIMEOUT);
-        return;
     case TP_PHASE_ACTIVE:
         break;
     }
@@ -122,32 +127,61 @@ void tp_conn_close(struct tp_conn *c, enum tp_server_event ev)
     free(c);
 }
 
-static void closing_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct tp_conn *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        tp_conn_close(c, TP_EV__COUNT);
-}
-
 static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     tp_conn_close(arg, TP_EV__COUNT);
 }
 
-void tp_conn_close_after_flush(struct tp_conn *c)
+/* Bytes still arriving while a closing connection lingers are thrown away. */
+static void closing_read_cb(struct bufferevent *bev, void *arg)
 {
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void closing_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct tp_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 || c->lingering)
+        return;
+    if (!c->linger) {
         tp_conn_close(c, TP_EV__COUNT);
         return;
     }
+    /* Lingering close (as nginx's lingering_close): half-close, then read and discard
+       until the client closes or a short deadline passes. Closing with unread input
+       would make the kernel send a reset, which can destroy the answer in flight. */
+    int fd = bufferevent_getfd(bev);
+    c->lingering = true;
+    if (fd == -1 || shutdown(fd, SHUT_WR) == -1) {
+        arm(c, 0); /* close from the timer: callers may still hold |c| */
+        return;
+    }
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+    bufferevent_setcb(bev, closing_read_cb, NULL, closing_event_cb, c);
+    bufferevent_enable(bev, EV_READ);
+    c->deadline_start_ms = tp_conn_now_ms(c);
+    arm(c, LINGER_MS < c->limits.write_timeout_ms ? LINGER_MS : c->limits.write_timeout_ms);
+}
+
+void tp_conn_close_after_flush(struct tp_conn *c, bool linger)
+{
+    if (c->phase == TP_PHASE_CLOSING)
+        return;
+    c->linger = linger;
     c->phase = TP_PHASE_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(c->bev, NULL, closing_write_cb, closing_event_cb, c);
+    bufferevent_setcb(c->bev, closing_read_cb, closing_write_cb, closing_event_cb, c);
     /* Flushing is bounded by the write timeout. */
     c->deadline = TP_DL_IDLE;
     c->deadline_start_ms = tp_conn_now_ms(c);
     arm(c, c->limits.write_timeout_ms);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        if (linger)
+            closing_write_cb(c->bev, c);
+        else
+            arm(c, 0); /* close from the timer: callers may still hold |c| */
+    }
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);

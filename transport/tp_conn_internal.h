@@ -70,6 +70,8 @@ struct tp_conn {
     enum tp_deadline deadline;
     uint64_t deadline_start_ms; /* when the current deadline's clock started */
     bool draining;
+    bool linger;                /* closing: linger after the flush */
+    bool lingering;             /* closing: write side shut, discarding input */
     unsigned nreqs;             /* requests started on this connection */
     union {
         struct tp_h1 *h1;
@@ -91,8 +93,12 @@ void tp_conn_touch(struct tp_conn *c);
    used only for the event hook. After this returns, |c| is gone: return at once. */
 void tp_conn_close(struct tp_conn *c, enum tp_server_event ev);
 
-/* Closes after the pending output has been written (or the write timeout fires). */
-void tp_conn_close_after_flush(struct tp_conn *c);
+/* Closes after the pending output has been written (or the write timeout fires).
+   With |linger|, the write side is shut first and input is read and discarded until
+   the client closes or two seconds pass: for a client that may still be sending, whose
+   kernel would otherwise turn our close into a reset that destroys the answer. Never
+   frees |c| before returning. */
+void tp_conn_close_after_flush(struct tp_conn *c, bool linger);
 
 /* Accepts a new connection on |fd| (called by the listener). */
 void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx);

@@ -25,6 +25,9 @@
 #include "tp_err.h"
 #include "tp_req.h"
 
+/* Most request-body bytes read and thrown away after an early response. */
+#define DISCARD_MAX (1024 * 1024)
+
 struct field {
     uint32_t name_off, name_len, value_off, value_len;
 };
@@ -70,6 +73,7 @@ struct tp_h1 {
 
 static const struct tp_req_ops h1_ops;
 static void scan_reset(struct tp_h1 *h1);
+static void h1_process(struct tp_h1 *h1);
 
 /* ------------------------------------------------------------------ responses --- */
 
@@ -103,7 +107,7 @@ static void send_error_and_close(struct tp_h1 *h1, int status)
                         n);
     evbuffer_add(out, body, (size_t)n);
     tp_conn_event(c, TP_EV_PROTOCOL_ERROR);
-    tp_conn_close_after_flush(c);
+    tp_conn_close_after_flush(c, true);
 }
 
 /* Header names are lowercase inside zaslon; on HTTP/1.1 they go out capitalised the
@@ -157,6 +161,14 @@ static int h1_respond(struct tp_req *req, int status, const struct tp_header *hs
     }
     r->remaining = r->head_only ? 0 : content_length;
     if (c->draining || c->nreqs >= c->limits.max_requests_per_conn)
+        h1->keep_alive = false;
+    /* Answered before the request body is in: a small known remainder is read and
+       discarded so the connection stays usable (as nginx does); anything else is
+       announced as a close, and the close lingers so the answer is not lost to a
+       reset. */
+    if (!r->message_complete && req->has_body &&
+        (req->content_length < 0 ||
+         (uint64_t)req->content_length - r->delivered > DISCARD_MAX))
         h1->keep_alive = false;
     const char *reason = tp_http_reason(status);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, *reason ? reason : "Unknown");
@@ -657,8 +669,10 @@ static void deliver_body(struct h1_req *r)
     if (evbuffer_get_length(r->body) == 0 && !end)
         return;
     if (!r->req.handler || !r->req.handler->on_body || r->ended) {
-        evbuffer_drain(r->body, evbuffer_get_length(r->body));
-        r->body_end_sent = r->message_complete;
+        /* Nobody reads the rest: discard it and credit it, so it keeps flowing. */
+        size_t n = evbuffer_get_length(r->body);
+        evbuffer_drain(r->body, n);
+        r->consumed += n;
         return;
     }
     r->body_end_sent = r->message_complete;
@@ -726,6 +740,8 @@ static void h1_process(struct tp_h1 *h1)
         if (done == 0)
             break;
     }
+    if (h1->cur && h1->cur->ended && h1->cur->message_complete)
+        schedule(h1); /* a discarded body just ended: finish the request */
     set_reading(h1, blocked);
 }
 
@@ -740,11 +756,16 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct h1_req *r = h1->cur;
+    if (r && r->ended && !r->message_complete && h1->keep_alive && !c->draining) {
+        h1_process(h1); /* discarding the rest of the body; kicks again at its end */
+        return;
+    }
     if (r && r->ended) {
         bool reuse = h1->keep_alive && r->message_complete && !c->draining;
+        bool body_unread = !r->message_complete;
         finish_request(h1);
         if (!reuse) {
-            tp_conn_close_after_flush(c);
+            tp_conn_close_after_flush(c, body_unread);
             return;
         }
         tp_conn_set_deadline(c, TP_DL_IDLE);

@@ -443,6 +443,56 @@ static void respond_error(struct h2_stream *s, int status)
     }
 }
 
+static bool field_is(struct h2_stream *s, const struct field *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && memcmp(s->hbuf + f->name_off, name, n) == 0;
+}
+
+/* HTTP/2 may split Cookie into crumbs; an HTTP/1.1 backend must get them joined with
+   "; " into one field (RFC 9113 8.2.3). The joined value goes at the end of hbuf and
+   replaces the first crumb; the others are marked empty. */
+static int join_cookies(struct h2_stream *s)
+{
+    unsigned count = 0;
+    size_t len = 0;
+    for (unsigned i = 0; i < s->nfields; i++)
+        if (field_is(s, &s->fields[i], "cookie")) {
+            count++;
+            len += s->fields[i].value_len + 2;
+        }
+    if (count < 2)
+        return 0;
+    uint8_t *joined = malloc(len);
+    if (!joined)
+        return -1;
+    size_t o = 0;
+    struct field *first = NULL;
+    for (unsigned i = 0; i < s->nfields; i++) {
+        struct field *f = &s->fields[i];
+        if (!field_is(s, f, "cookie"))
+            continue;
+        if (o) {
+            joined[o++] = ';';
+            joined[o++] = ' ';
+        }
+        memcpy(joined + o, s->hbuf + f->value_off, f->value_len);
+        o += f->value_len;
+        if (!first)
+            first = f;
+        else
+            f->name_len = 0;
+    }
+    uint32_t off;
+    int rv = append(s, joined, o, s->h2, &off);
+    free(joined);
+    if (rv != 0)
+        return -1;
+    first->value_off = off;
+    first->value_len = (uint32_t)o;
+    return 0;
+}
+
 static void dispatch(struct tp_h2 *h2, struct h2_stream *s)
 {
     struct tp_conn *c = h2->c;
@@ -451,18 +501,23 @@ static void dispatch(struct tp_h2 *h2, struct h2_stream *s)
         return;
     }
     s->headers = calloc(s->nfields ? s->nfields : 1, sizeof(*s->headers));
-    if (!s->headers) {
+    if (!s->headers || join_cookies(s) != 0) {
         nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
         return;
     }
+    /* Pointers into hbuf are taken only now: nothing is appended after this. */
+    size_t n = 0;
     for (unsigned i = 0; i < s->nfields; i++) {
-        s->headers[i].name = fstr(s, s->fields[i].name_off, s->fields[i].name_len);
-        s->headers[i].value = fstr(s, s->fields[i].value_off, s->fields[i].value_len);
+        if (s->fields[i].name_len == 0)
+            continue; /* a cookie crumb merged into the first */
+        s->headers[n].name = fstr(s, s->fields[i].name_off, s->fields[i].name_len);
+        s->headers[n].value = fstr(s, s->fields[i].value_off, s->fields[i].value_len);
+        n++;
     }
     struct tp_req *req = &s->req;
     req->headers = s->headers;
-    req->nheaders = s->nfields;
+    req->nheaders = n;
     struct field *f = s->pseudo;
     req->method = fstr(s, f[PS_METHOD].value_off, f[PS_METHOD].value_len);
     req->scheme = fstr(s, f[PS_SCHEME].value_off, f[PS_SCHEME].value_len);
@@ -613,7 +668,9 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame,
 
 /* ------------------------------------------------------------------- I/O glue --- */
 
-static void h2_flush(struct tp_h2 *h2)
+/* Sends what the session has to send, within the connection's output cap. Returns
+   false if the connection was freed. */
+static bool h2_flush(struct tp_h2 *h2)
 {
     struct tp_conn *c = h2->c;
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -622,13 +679,13 @@ static void h2_flush(struct tp_h2 *h2)
         ssize_t n = nghttp2_session_mem_send(h2->session, &data);
         if (n < 0) {
             tp_conn_close(c, TP_EV_PROTOCOL_ERROR);
-            return;
+            return false;
         }
         if (n == 0)
             break;
         if (evbuffer_add(out, data, (size_t)n) != 0) {
             tp_conn_close(c, TP_EV_NOMEM);
-            return;
+            return false;
         }
     }
     /* Streams whose queue drained get on_writable; handlers only queue and schedule,
@@ -644,8 +701,8 @@ static void h2_flush(struct tp_h2 *h2)
         }
     }
     if (!nghttp2_session_want_read(h2->session) && !nghttp2_session_want_write(h2->session)) {
-        tp_conn_close_after_flush(c);
-        return;
+        tp_conn_close_after_flush(c, false);
+        return true;
     }
     /* A peer that does not read stops being read: floods of PING or SETTINGS cannot
        grow our output without bound. */
@@ -653,6 +710,7 @@ static void h2_flush(struct tp_h2 *h2)
         bufferevent_disable(c->bev, EV_READ);
     else
         bufferevent_enable(c->bev, EV_READ);
+    return true;
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -696,9 +754,8 @@ void tp_h2_on_deadline(struct tp_conn *c)
         nghttp2_submit_goaway(h2->session, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(h2->session),
                               NGHTTP2_NO_ERROR, NULL, 0);
-        h2_flush(h2);
-        if (c->phase == TP_PHASE_ACTIVE)
-            tp_conn_close_after_flush(c);
+        if (h2_flush(h2))
+            tp_conn_close_after_flush(c, false);
         return;
     }
     tp_conn_close(c, TP_EV__COUNT);
