@@ -66,20 +66,14 @@ static void exchange_maybe_free(struct exchange *x)
 /* An error page as an ordinary server writes one, naming no product. */
 static void respond_status(struct tp_req *req, int status)
 {
-    char body[192];
-    const char *reason = tp_http_reason(status);
-    int n = snprintf(body, sizeof(body),
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = 0;
+    char body[256];
+    size_t n = tp_http_error_page(status, body, sizeof(body));
     struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/html")};
-    if (tp_req_respond(req, status, &ct, 1, n, false) != 0)
+    if (tp_req_respond(req, status, &ct, 1, (int64_t)n, false) != 0)
         return;
     struct evbuffer *b = evbuffer_new();
     if (b) {
-        evbuffer_add(b, body, (size_t)n);
+        evbuffer_add(b, body, n);
         tp_req_write(req, b);
         evbuffer_free(b);
     }

@@ -49,6 +49,8 @@ struct sealed {
     bool adapter_running;
     bool req_gone;
     bool answered;
+    bool refused;   /* answered by gw_sealed_refuse */
+    uint64_t bytes; /* sealed bytes sent, for the access log */
     uint64_t start_us;
 };
 
@@ -97,8 +99,9 @@ static void sealed_done(struct sealed *s)
 {
     if (s->adapter_running || !(s->answered || s->req_gone))
         return;
-    gw_log_access(s->backend ? s->backend->name : "sealed", s->status,
-                  0, now_us() - s->start_us);
+    if (!s->refused)
+        gw_log_access(s->backend ? s->backend->name : "sealed", s->status, s->bytes,
+                      now_us() - s->start_us);
     if (!s->req_gone)
         s->req->handler = NULL;
     sealed_free(s);
@@ -164,6 +167,7 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
         s->req_gone = true;
         return;
     }
+    s->bytes = sealed_len;
     /* The ciphertext travels by reference and is freed once sent: no copy. */
     evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL);
     tp_req_write(s->req, b);
@@ -374,7 +378,7 @@ static void open_seal(struct sealed *s)
         tp_ohttp_gateway_decap(s->ogw, msg, len, gw_keystore_lookup, rt->keystore, s->plain,
                                s->plain_len, &got) != 0) {
         s->answered = true;
-        s->status = 0;
+        s->refused = true; /* the cover's answer writes the access line */
         gw_sealed_refuse(w, s->req);
         return;
     }
@@ -475,9 +479,13 @@ bool gw_sealed_route(struct gw_worker *w, struct tp_req *req)
     if (!path_is(req->path, cs->path))
         return false;
     const struct tp_header *ct = tp_req_header(req, "content-type");
+    /* Everything that can be judged from the head is judged now, at the moment the
+       cover would answer. A sealed request must declare its length (an OHTTP client
+       always knows it): one without a length, or longer than max_request, is refused
+       here rather than read, exactly as the cover answers such a request. */
     if (!gw_gate_allows(w, req) || !tp_str_eq(req->method, "POST") || !ct ||
         !tp_str_caseeq(ct->value, TP_OHTTP_REQ_MEDIA_TYPE) || !req->has_body ||
-        (req->content_length >= 0 && (uint64_t)req->content_length > cs->max_request)) {
+        req->content_length < 0 || (uint64_t)req->content_length > cs->max_request) {
         gw_sealed_refuse(w, req);
         return true;
     }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "tp_bhttp_internal.h"
 #include "tp_err.h"
 
@@ -386,7 +388,7 @@ static int parse_response(struct dec *d, struct res_parse *r)
 
 /* Sizes the one block a decoded message owns: field array, informational array, and
    a content buffer when the content came in more than one chunk. */
-static int alloc_block(struct dec *d, const struct dec *scan, void **mem)
+static int alloc_block(struct dec *d, const struct dec *scan, void **mem, size_t *mem_len)
 {
     size_t fields_sz, info_sz, total, content_sz;
     content_sz = scan->chunks > 1 ? scan->content_len : 0;
@@ -399,6 +401,7 @@ static int alloc_block(struct dec *d, const struct dec *scan, void **mem)
         return TP_ERR_TOO_LARGE;
     total = fields_sz + info_sz + content_sz;
     *mem = NULL;
+    *mem_len = total;
     if (total == 0)
         return 0;
     uint8_t *m = block_alloc(total);
@@ -441,6 +444,7 @@ int tp_bhttp_request_decode(struct tp_bhttp_request *req, const uint8_t *in, siz
     struct dec scan, fill;
     struct req_parse r;
     void *mem = NULL;
+    size_t mem_len = 0;
     int rv;
 
     if (!in || len == 0)
@@ -452,7 +456,7 @@ int tp_bhttp_request_decode(struct tp_bhttp_request *req, const uint8_t *in, siz
     if (rv != 0)
         return rv;
     dec_init(&fill, in, len, limits);
-    rv = alloc_block(&fill, &scan, &mem);
+    rv = alloc_block(&fill, &scan, &mem, &mem_len);
     if (rv != 0)
         return rv;
     fill.fill = true;
@@ -474,6 +478,7 @@ int tp_bhttp_request_decode(struct tp_bhttp_request *req, const uint8_t *in, siz
         .trailers = section_ptr(&fill, r.lay.t_first, r.lay.t_count),
         .n_trailers = r.lay.t_count,
         .mem = mem,
+        .mem_len = mem_len,
     };
     return 0;
 }
@@ -482,6 +487,9 @@ void tp_bhttp_request_clear(struct tp_bhttp_request *req)
 {
     if (!req)
         return;
+    /* The block may hold joined content chunks: plaintext from inside a seal. */
+    if (req->mem)
+        OPENSSL_cleanse(req->mem, req->mem_len);
     free(req->mem);
     memset(req, 0, sizeof(*req));
 }
@@ -493,6 +501,7 @@ int tp_bhttp_response_decode(struct tp_bhttp_response *res, const uint8_t *in, s
     struct dec scan, fill;
     struct res_parse r;
     void *mem = NULL;
+    size_t mem_len = 0;
     int rv;
 
     if (!in || len == 0)
@@ -504,7 +513,7 @@ int tp_bhttp_response_decode(struct tp_bhttp_response *res, const uint8_t *in, s
     if (rv != 0)
         return rv;
     dec_init(&fill, in, len, limits);
-    rv = alloc_block(&fill, &scan, &mem);
+    rv = alloc_block(&fill, &scan, &mem, &mem_len);
     if (rv != 0)
         return rv;
     fill.fill = true;
@@ -525,6 +534,7 @@ int tp_bhttp_response_decode(struct tp_bhttp_response *res, const uint8_t *in, s
         .trailers = section_ptr(&fill, r.lay.t_first, r.lay.t_count),
         .n_trailers = r.lay.t_count,
         .mem = mem,
+        .mem_len = mem_len,
     };
     return 0;
 }
@@ -533,6 +543,8 @@ void tp_bhttp_response_clear(struct tp_bhttp_response *res)
 {
     if (!res)
         return;
+    if (res->mem)
+        OPENSSL_cleanse(res->mem, res->mem_len);
     free(res->mem);
     memset(res, 0, sizeof(*res));
 }

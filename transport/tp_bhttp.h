@@ -69,7 +69,8 @@ struct tp_bhttp_request {
     size_t content_len;
     const struct tp_header *trailers;
     size_t n_trailers;
-    void *mem; /* decoder's allocation; released by tp_bhttp_request_clear */
+    void *mem; /* decoder's allocation; wiped and released by tp_bhttp_request_clear */
+    size_t mem_len;
 };
 
 /* One informational (1xx) response. */
@@ -91,7 +92,8 @@ struct tp_bhttp_response {
     size_t content_len;
     const struct tp_header *trailers;
     size_t n_trailers;
-    void *mem;
+    void *mem; /* wiped and released by tp_bhttp_response_clear */
+    size_t mem_len;
 };
 
 /* How to encode. A NULL options pointer means known-length, no truncation, no

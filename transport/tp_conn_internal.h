@@ -38,6 +38,7 @@ struct tp_server {
     bool accept_paused;
     bool draining;
     struct event *drain_timer; /* the second GOAWAY, one second in */
+    struct nghttp2_session_callbacks *h2_callbacks; /* built on first use */
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];
 };
@@ -124,5 +125,6 @@ void tp_h2_on_write(struct tp_conn *c);
 void tp_h2_on_deadline(struct tp_conn *c);
 void tp_h2_drain(struct tp_conn *c, bool final);
 void tp_h2_free(struct tp_conn *c);
+void tp_h2_callbacks_free(struct tp_server *s);
 
 #endif

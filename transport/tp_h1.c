@@ -93,19 +93,14 @@ static void send_error_and_close(struct tp_h1 *h1, int status)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const char *reason = tp_http_reason(status);
     char body[256];
-    int n = snprintf(body, sizeof(body),
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = 0;
+    size_t n = tp_http_error_page(status, body, sizeof(body));
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
     add_common_headers(c, out);
     evbuffer_add_printf(out,
-                        "Content-Type: text/html\r\nContent-Length: %d\r\n"
+                        "Content-Type: text/html\r\nContent-Length: %zu\r\n"
                         "Connection: close\r\n\r\n",
                         n);
-    evbuffer_add(out, body, (size_t)n);
+    evbuffer_add(out, body, n);
     tp_conn_event(c, TP_EV_PROTOCOL_ERROR);
     tp_conn_close_after_flush(c, true);
 }

@@ -425,19 +425,13 @@ static struct tp_str fstr(struct h2_stream *s, uint32_t off, uint32_t len)
 
 static void respond_error(struct h2_stream *s, int status)
 {
-    char body[160];
-    const char *reason = tp_http_reason(status);
-    int n = snprintf(body, sizeof(body),
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = 0;
+    char body[256];
+    size_t n = tp_http_error_page(status, body, sizeof(body));
     struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/html")};
     s->dispatched = true;
-    if (h2_respond(&s->req, status, &ct, 1, n, false) == 0) {
-        /* The page is static storage of this call: copy it into the queue. */
-        evbuffer_add(s->out, body, (size_t)n);
+    if (h2_respond(&s->req, status, &ct, 1, (int64_t)n, false) == 0) {
+        /* The page lives on this call's stack: copy it into the queue. */
+        evbuffer_add(s->out, body, n);
         s->remaining = 0;
         h2_end(&s->req);
     }
@@ -777,12 +771,13 @@ void tp_h2_drain(struct tp_conn *c, bool final)
     schedule(h2);
 }
 
-static nghttp2_session_callbacks *callbacks(void)
+/* The callbacks table is read-only once built: one per server (so per worker), freed
+   with it. */
+static nghttp2_session_callbacks *callbacks(struct tp_server *srv)
 {
-    /* Built once per thread: the table is read-only after set-up. */
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
+    if (srv->h2_callbacks)
+        return srv->h2_callbacks;
+    nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return NULL;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -792,7 +787,14 @@ static nghttp2_session_callbacks *callbacks(void)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
+    srv->h2_callbacks = cbs;
     return cbs;
+}
+
+void tp_h2_callbacks_free(struct tp_server *srv)
+{
+    nghttp2_session_callbacks_del(srv->h2_callbacks);
+    srv->h2_callbacks = NULL;
 }
 
 int tp_h2_start(struct tp_conn *c)
@@ -802,7 +804,7 @@ int tp_h2_start(struct tp_conn *c)
         return TP_ERR_NOMEM;
     h2->c = c;
     TAILQ_INIT(&h2->streams);
-    nghttp2_session_callbacks *cbs = callbacks();
+    nghttp2_session_callbacks *cbs = callbacks(c->server);
     nghttp2_option *opt = NULL;
     if (!cbs || nghttp2_option_new(&opt) != 0)
         goto fail;

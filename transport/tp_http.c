@@ -1,5 +1,6 @@
 #include "tp_http.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -143,6 +144,16 @@ const char *tp_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "";
     }
+}
+
+size_t tp_http_error_page(int status, char *buf, size_t cap)
+{
+    const char *reason = tp_http_reason(status);
+    int n = snprintf(buf, cap,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
 bool tp_http_hop_by_hop(struct tp_str n)

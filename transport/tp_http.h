@@ -45,6 +45,11 @@ bool tp_http_method_idempotent(struct tp_str method);
 /* Returns the reason phrase for |status| ("OK", "Not Found", ...), or "" if unknown. */
 const char *tp_http_reason(int status);
 
+/* Writes the small HTML error page an ordinary server sends for |status| (nginx's
+   layout, naming no product) into |buf| and returns its length, or 0 if |cap| is too
+   small. 256 bytes always suffice. */
+size_t tp_http_error_page(int status, char *buf, size_t cap);
+
 /* Returns true if |name| (lowercase) is a hop-by-hop field that never crosses a proxy:
    connection, keep-alive, proxy-connection, transfer-encoding, te, upgrade, trailer,
    http2-settings. */

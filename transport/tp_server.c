@@ -297,5 +297,6 @@ void tp_server_free(struct tp_server *s)
         event_free(s->resume_accept);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    tp_h2_callbacks_free(s);
     free(s);
 }

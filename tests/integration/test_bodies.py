@@ -7,12 +7,17 @@ every 100 ms during each transfer and must stay below baseline + 64 MiB."""
 
 import time
 
+import os
+
 import zl
 
 BIG = zl.GiB
 MEDIUM = 64 * zl.MiB
 STALL = 128 * zl.MiB
-RSS_BUDGET_KIB = 64 * 1024
+# The strict budget holds in the release pass. Under AddressSanitizer (scripts/test's
+# second pass, ZASLON_SANITIZED=1) every allocation carries redzones and freed memory
+# waits in ASan's quarantine, so RSS there only shows that bodies are never held whole.
+RSS_BUDGET_KIB = (192 if os.environ.get("ZASLON_SANITIZED") else 64) * 1024
 TLS_PROTOS = ("h2", "h1")
 
 

@@ -140,9 +140,16 @@ class Env:
             pass
         return self.path(name)
 
-    def certs(self):
+    def certs(self, names=None, ips=None):
+        """The test CA and leaf, made on first use. |names| / |ips| (first call only)
+        replace CERT_NAMES / CERT_IPS, e.g. for a front name such as front.example."""
         if self._certs is None:
-            self._certs = make_certs(self.path("certs"))
+            self._certs = make_certs(self.path("certs"), names=names or CERT_NAMES,
+                                     ips=ips or CERT_IPS)
+        elif names or ips:
+            assert (not names or set(names) <= set(self._certs.names)) and \
+                (not ips or set(ips) <= set(self._certs.names)), \
+                "certificates already made for %s" % self._certs.names
         return self._certs
 
     def register(self, proc):
