@@ -747,6 +747,8 @@ static int parse_tls(struct ctx *c, const struct conf_node *map, struct conf_lis
             rc = parse_fs_path(c, n, "listen.tls.certificate", &l->certificate);
         else if (is(n, "key"))
             rc = parse_fs_path(c, n, "listen.tls.key", &l->key);
+        else if (is(n, "client_ca"))
+            rc = parse_fs_path(c, n, "listen.tls.client_ca", &l->client_ca);
         else
             rc = unknown(c, n, "listen.tls");
         if (rc)
@@ -1113,8 +1115,7 @@ static int parse_sealed(struct ctx *c, const struct conf_node *map)
         if (rc)
             return rc;
     }
-    if (!se->keys_dir)
-        return missing(c, map->line, "keys", "sealed");
+    se->line = map->line;
     if (!se->path && (rc = copy_str(c, DEFAULT_SEALED_PATH, &se->path)) != 0)
         return rc;
     if (!se->keys_path && (rc = copy_str(c, DEFAULT_KEYS_PATH, &se->keys_path)) != 0)
@@ -1226,8 +1227,153 @@ static int check_route_backends(struct ctx *c)
     return 0;
 }
 
+/* What each role needs and must not have. */
+static int check_roles(struct ctx *c, unsigned role_line)
+{
+    struct conf_snapshot *s = c->snap;
+    if (s->role == CONF_ROLE_RELAY) {
+        if (!s->relay.enabled)
+            return FAIL(c, role_line, CONF_ERR_MISSING,
+                        "role relay needs a relay section (the gateway to forward to)");
+        if (!s->sealed.enabled)
+            return FAIL(c, role_line, CONF_ERR_MISSING,
+                        "role relay needs a sealed section (the path it takes requests on)");
+        if (s->sealed.keys_dir)
+            return FAIL(c, s->sealed.keys_line, CONF_ERR_TYPE,
+                        "sealed.keys: a relay holds no keys");
+        return 0;
+    }
+    if (s->relay.enabled)
+        return FAIL(c, s->relay.line, CONF_ERR_TYPE,
+                    "relay: only for role relay");
+    if (s->sealed.enabled && !s->sealed.keys_dir)
+        return missing(c, s->sealed.line, "keys", "sealed");
+    if (s->role == CONF_ROLE_GATEWAY) {
+        bool mtls = false;
+        for (size_t i = 0; i < s->nlisten; i++)
+            mtls = mtls || s->listen[i].client_ca;
+        if (!mtls)
+            return FAIL(c, role_line, CONF_ERR_MISSING,
+                        "role gateway needs a listener with tls.client_ca (relays "
+                        "authenticate with client certificates)");
+        if (!s->sealed.enabled)
+            return FAIL(c, role_line, CONF_ERR_MISSING, "role gateway needs a sealed section");
+    }
+    return 0;
+}
+
+static int parse_gate(struct ctx *c, const struct conf_node *map)
+{
+    struct conf_gate *g = &c->snap->gate;
+    int rc = want(c, map, CONF_NODE_MAP, "gate");
+    if (rc)
+        return rc;
+    g->line = map->key_line;
+    const struct conf_node *secrets = NULL;
+    for (const struct conf_node *n = map->child; n; n = n->next) {
+        if (is(n, "header")) {
+            char shown[CONF_SHOW_SIZE];
+            rc = want(c, n, CONF_NODE_SCALAR, "gate.header");
+            if (!rc && (!valid_token(n->text) || n->len > MAX_HEADER_NAME))
+                rc = FAIL(c, n->line, CONF_ERR_TYPE,
+                          "gate.header: \"%s\" is not a valid header name",
+                          conf_show(shown, n->text, n->len));
+            if (!rc && (rc = copy_text(c, n, &g->header)) == 0)
+                lowercase(g->header);
+        } else if (is(n, "secrets")) {
+            secrets = n;
+            rc = want(c, n, CONF_NODE_SEQ, "gate.secrets");
+            if (!rc && (n->n < 1 || n->n > 16))
+                rc = FAIL(c, n->line, CONF_ERR_RANGE, "gate.secrets: 1..16 values");
+            if (!rc && !(g->secrets = conf_calloc(n->n + 1, sizeof(*g->secrets))))
+                rc = nomem(c);
+            for (const struct conf_node *v = rc ? NULL : n->child; v && !rc; v = v->next) {
+                rc = want(c, v, CONF_NODE_SCALAR, "gate.secrets");
+                bool ok = !rc && v->len >= 16 && v->len <= 256;
+                for (size_t i = 0; ok && i < v->len; i++)
+                    ok = visible((unsigned char)v->text[i]);
+                if (!rc && !ok)
+                    /* The value is a secret: never shown in a message. */
+                    rc = FAIL(c, v->line, CONF_ERR_TYPE,
+                              "gate.secrets: each value is 16..256 visible ASCII bytes");
+                if (!rc)
+                    rc = copy_text(c, v, &g->secrets[g->nsecrets++]);
+            }
+        } else {
+            rc = unknown(c, n, "gate");
+        }
+        if (rc)
+            return rc;
+    }
+    if (!g->header)
+        return missing(c, map->line, "header", "gate");
+    if (!secrets)
+        return missing(c, map->line, "secrets", "gate");
+    return 0;
+}
+
+static int parse_mount(struct ctx *c, const struct conf_node *n)
+{
+    int rc = parse_url_path(c, n, "mount", &c->snap->mount);
+    if (rc)
+        return rc;
+    size_t len = strlen(c->snap->mount);
+    if (len < 2 || c->snap->mount[len - 1] == '/' || len > 256)
+        return FAIL(c, n->line, CONF_ERR_TYPE,
+                    "mount: expected a prefix like \"/edge\" (no trailing slash)");
+    return 0;
+}
+
+static const struct num_field relay_fields[] = {
+    {"connections", NUM_COUNT, offsetof(struct conf_relay, connections), 1, 64},
+    {"max_queue", NUM_COUNT, offsetof(struct conf_relay, max_queue), 1, 100000},
+    {"timeout", NUM_DURATION, offsetof(struct conf_relay, timeout_ms), 100, 60 * MINUTE},
+};
+
+static int parse_relay(struct ctx *c, const struct conf_node *map)
+{
+    struct conf_relay *r = &c->snap->relay;
+    int rc = want(c, map, CONF_NODE_MAP, "relay");
+    if (rc)
+        return rc;
+    r->enabled = true;
+    r->line = map->key_line;
+    for (const struct conf_node *n = map->child; n; n = n->next) {
+        if (is(n, "gateway")) {
+            rc = want(c, n, CONF_NODE_SCALAR, "relay.gateway");
+            if (!rc && strncmp(n->text, "https://", 8) != 0)
+                rc = FAIL(c, n->line, CONF_ERR_TYPE,
+                          "relay.gateway: expected an https:// URL (mutual TLS)");
+            if (!rc && !valid_url(n->text))
+                rc = FAIL(c, n->line, CONF_ERR_TYPE, "relay.gateway: not a valid URL");
+            if (!rc)
+                rc = copy_text(c, n, &r->gateway);
+        } else if (is(n, "certificate")) {
+            rc = parse_fs_path(c, n, "relay.certificate", &r->certificate);
+        } else if (is(n, "key")) {
+            rc = parse_fs_path(c, n, "relay.key", &r->key);
+        } else if (is(n, "ca_file")) {
+            rc = parse_fs_path(c, n, "relay.ca_file", &r->ca_file);
+        } else if ((rc = set_from_table(c, n, "relay", relay_fields,
+                                        sizeof(relay_fields) / sizeof(relay_fields[0]),
+                                        r)) == 1) {
+            rc = unknown(c, n, "relay");
+        }
+        if (rc)
+            return rc;
+    }
+    if (!r->gateway)
+        return missing(c, map->line, "gateway", "relay");
+    if (!r->certificate)
+        return missing(c, map->line, "certificate", "relay");
+    if (!r->key)
+        return missing(c, map->line, "key", "relay");
+    return 0;
+}
+
 static int parse_top(struct ctx *c, const struct conf_node *root)
 {
+    unsigned role_line = 0;
     struct conf_snapshot *s = c->snap;
     /* No document, or one that is only "---", is an empty file to the user. */
     if (!root || conf_node_is_null(root))
@@ -1242,11 +1388,24 @@ static int parse_top(struct ctx *c, const struct conf_node *root)
         if (is(n, "workers")) {
             rc = parse_workers(c, n);
         } else if (is(n, "role")) {
-            static const char *const roles[] = {"edge", NULL};
+            static const char *const roles[] = {"edge", "relay", "gateway", NULL};
+            static const enum conf_role values[] = {CONF_ROLE_EDGE, CONF_ROLE_RELAY,
+                                                    CONF_ROLE_GATEWAY};
             unsigned idx;
-            rc = parse_choice(c, n, "role", roles, "\"edge\"", &idx);
-            if (!rc)
-                s->role = CONF_ROLE_EDGE;
+            rc = parse_choice(c, n, "role", roles, "\"edge\", \"relay\" or \"gateway\"",
+                              &idx);
+            if (!rc) {
+                s->role = values[idx];
+                role_line = n->key_line;
+            }
+        } else if (is(n, "gate")) {
+            rc = parse_gate(c, n);
+        } else if (is(n, "mount")) {
+            rc = parse_mount(c, n);
+        } else if (is(n, "open")) {
+            rc = parse_bool(c, n, "open", &s->open);
+        } else if (is(n, "relay")) {
+            rc = parse_relay(c, n);
         } else if (is(n, "server_header")) {
             rc = parse_server_header(c, n);
         } else if (is(n, "error_log")) {
@@ -1274,7 +1433,8 @@ static int parse_top(struct ctx *c, const struct conf_node *root)
     }
     if (!have_listen)
         return missing(c, root->line, "listen", "top level");
-    return check_route_backends(c);
+    int rc = check_roles(c, role_line ? role_line : root->line);
+    return rc ? rc : check_route_backends(c);
 }
 
 /* Defaults that are strings, for keys the file left out. */
@@ -1325,6 +1485,9 @@ int conf_snapshot_load_buffer(const char *file, const char *buf, size_t len,
     s->sealed.replay_cache = 100000;
     s->sealed.max_request = 64 * KIB;
     s->sealed.max_response = MIB;
+    s->relay.connections = 2;
+    s->relay.max_queue = 1024;
+    s->relay.timeout_ms = 30 * SECOND;
 
     rc = copy_str(&c, c.file, &s->file);
     if (!rc)
@@ -1374,6 +1537,8 @@ int conf_snapshot_load_file(const char *path, struct conf_snapshot **out,
             }
             if (len)
                 memcpy(nbuf, buf, len);
+            if (buf)
+                explicit_bzero(buf, len); /* it may hold the gate's secrets */
             free(buf);
             buf = nbuf;
             cap = ncap;
@@ -1396,6 +1561,8 @@ int conf_snapshot_load_file(const char *path, struct conf_snapshot **out,
                          CONF_MAX_FILE);
     if (rc == 0)
         rc = conf_snapshot_load_buffer(path, buf, len, out, err);
+    if (buf)
+        explicit_bzero(buf, len); /* the gate's secrets live in the file */
     free(buf);
     return rc;
 }
@@ -1419,6 +1586,7 @@ void conf_snapshot_free(struct conf_snapshot *s)
         free(s->listen[i].host);
         free(s->listen[i].certificate);
         free(s->listen[i].key);
+        free(s->listen[i].client_ca);
     }
     free(s->listen);
     free(s->cover.root);
@@ -1428,6 +1596,16 @@ void conf_snapshot_free(struct conf_snapshot *s)
     free(s->sealed.path);
     free(s->sealed.keys_dir);
     free(s->sealed.keys_path);
+    free(s->gate.header);
+    for (size_t i = 0; i < s->gate.nsecrets; i++)
+        if (s->gate.secrets[i])
+            explicit_bzero(s->gate.secrets[i], strlen(s->gate.secrets[i]));
+    free_strv(s->gate.secrets, s->gate.nsecrets);
+    free(s->mount);
+    free(s->relay.gateway);
+    free(s->relay.certificate);
+    free(s->relay.key);
+    free(s->relay.ca_file);
     for (size_t i = 0; i < s->nbackends; i++) {
         struct conf_backend *be = &s->backends[i];
         free(be->name);

@@ -10,7 +10,28 @@
    range, and the value shown is the default):
 
      workers: auto | 1..256                 # auto = number of online CPUs
-     role: edge                             # edge (only role in this release)
+     role: edge | relay | gateway           # edge: relay and gateway in one process;
+                                            #   relay: no keys, forwards sealed bodies to
+                                            #   relay.gateway over h2 + mutual TLS;
+                                            #   gateway: sealed requests only from relays
+                                            #   presenting a client certificate
+     gate:                                  # the access gate for sealed traffic and keys
+       header: x-origin-secret              # a field the front injects (a token)
+       secrets: [VALUE, ...]                # 1..16 accepted values (rotation), 16..256
+                                            #   visible ASCII each; compared in constant time
+     mount: /prefix                         # the edge is mounted under this path prefix
+                                            #   (a front forwards /prefix/...); "/x", no
+                                            #   trailing slash
+     open: false                            # RFC-style answers (422, problem+json, public
+                                            #   key path) for open, uncensored deployments
+     relay:                                 # required with role: relay, refused otherwise
+       gateway: https://gw.internal:8443/s/ # required; the gateway's sealed URL
+       certificate: FILE                    # required; the relay's client certificate
+       key: FILE                            # required
+       ca_file: FILE                        # the gateway's CA; default: the system store
+       connections: 2                       # 1..64 HTTP/2 connections per worker
+       max_queue: 1024                      # 1..100000 requests waiting per worker
+       timeout: 30s                         # 100ms..60m, whole exchange
      server_header: "nginx"                 # Server field on every response; absent =
                                             #   none; 1..128 visible ASCII (inner spaces)
      error_log: { path: stderr | FILE, level: error|warn|info|debug }
@@ -22,6 +43,8 @@
          tls:                               # absent = cleartext (HTTP/1.1 and h2c)
            certificate: FILE                # required with tls; PEM chain
            key: FILE                        # required with tls
+           client_ca: FILE                  # require and verify client certificates
+                                            #   (role: gateway needs one such listener)
      limits:
        connections_per_worker: 10000        # 1..1000000
        max_concurrent_streams: 100          # 1..1000
@@ -126,7 +149,7 @@ struct conf_error {
 
 enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
 
-enum conf_role { CONF_ROLE_EDGE };
+enum conf_role { CONF_ROLE_EDGE, CONF_ROLE_RELAY, CONF_ROLE_GATEWAY };
 
 struct conf_listen {
     char *host;       /* "127.0.0.1", "::1", or "" for any */
@@ -134,6 +157,7 @@ struct conf_listen {
     bool tls;
     char *certificate; /* NULL unless tls */
     char *key;
+    char *client_ca;   /* NULL: no client certificates asked for */
     unsigned line;
 };
 
@@ -203,6 +227,7 @@ struct conf_sealed {
     char *path;
     char *keys_dir;
     unsigned keys_line;
+    unsigned line; /* the sealed: key */
     char *keys_path;
     unsigned replay_window_ms;
     unsigned replay_cache;
@@ -212,6 +237,25 @@ struct conf_sealed {
 
 /* A loaded config. Every string and array is owned by the snapshot; nothing in it
    changes after load, so any number of threads may read it at once. */
+struct conf_gate {
+    char *header;   /* lowercase; NULL: no origin secret required */
+    char **secrets; /* nsecrets values */
+    size_t nsecrets;
+    unsigned line;
+};
+
+struct conf_relay {
+    bool enabled;
+    char *gateway;     /* https URL */
+    char *certificate; /* client certificate chain */
+    char *key;
+    char *ca_file;     /* NULL: system store */
+    unsigned connections;
+    unsigned max_queue;
+    unsigned timeout_ms;
+    unsigned line;
+};
+
 struct conf_snapshot {
     char *file;          /* the name given to the loader */
     unsigned workers; /* 0 = auto */
@@ -225,6 +269,10 @@ struct conf_snapshot {
     struct conf_limits limits;
     struct conf_cover cover;
     struct conf_sealed sealed;
+    struct conf_gate gate;
+    char *mount;  /* NULL: not mounted under a prefix */
+    bool open;    /* RFC-style answers for open deployments */
+    struct conf_relay relay;
     struct conf_backend *backends;
     size_t nbackends;
     struct conf_route *routes;
