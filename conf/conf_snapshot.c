@@ -21,6 +21,7 @@
      limits.write_timeout           30s       100ms    60m
      limits.drain_timeout           30s       100ms    60m
      limits.max_requests_per_connection 1000  1        1000000000
+     limits.h2_data_padding         0         0        16k
      limits.output_buffer           256k      16k      64m
      limits.stream_buffer           64k       16k      16m
      backends.NAME.pad_min          1k        1        1m
@@ -120,6 +121,8 @@ static const struct num_field limit_fields[] = {
      60 * MINUTE},
     {"max_requests_per_connection", NUM_COUNT,
      offsetof(struct conf_limits, max_requests_per_connection), 1, 1000000000},
+    {"h2_data_padding", NUM_SIZE, offsetof(struct conf_limits, h2_data_padding), 0,
+     16 * KIB},
 };
 
 static const struct num_field sealed_fields[] = {

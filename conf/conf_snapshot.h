@@ -62,6 +62,9 @@
        stream_buffer: 64k                   # 16k..16m, per stream, each direction
        drain_timeout: 30s
        max_requests_per_connection: 1000    # then a graceful GOAWAY / Connection: close
+       h2_data_padding: 0                   # 0..16k: pad HTTP/2 DATA frames to multiples
+                                            #   of this (where zaslon terminates users'
+                                            #   TLS itself); 0 = off
      cover:                                 # at most one of root / upstream; neither: a
        root: DIR                            #   built-in blank page
        upstream: "http://127.0.0.1:8081"    # http:// or https://, no userinfo
@@ -178,6 +181,7 @@ struct conf_limits {
     size_t stream_buffer;
     unsigned drain_timeout_ms;
     unsigned max_requests_per_connection; /* then GOAWAY / Connection: close */
+    size_t h2_data_padding;               /* 0 = off */
 };
 
 struct conf_kv {

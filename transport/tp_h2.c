@@ -660,6 +660,24 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame,
     return 0;
 }
 
+/* Pads DATA frames so the network sees lengths in steps of h2_data_padding rather
+   than exact sizes (RFC 9113 6.1; nghttp2 writes the Pad Length field itself). */
+static ssize_t select_padding(nghttp2_session *session, const nghttp2_frame *frame,
+                              size_t max_payloadlen, void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    size_t block = h2->c->limits.h2_data_padding;
+    size_t len = frame->hd.length;
+    if (block == 0 || frame->hd.type != NGHTTP2_DATA || len == 0)
+        return (ssize_t)len;
+    size_t padded = (len + block - 1) / block * block;
+    if (padded <= max_payloadlen)
+        return (ssize_t)padded;
+    /* The flow-control window or the frame size caps this frame: fill it, which is
+       itself block-aligned whenever the peer's windows are. */
+    return (ssize_t)max_payloadlen;
+}
+
 /* ------------------------------------------------------------------- I/O glue --- */
 
 /* Sends what the session has to send, within the connection's output cap. Returns
@@ -787,6 +805,7 @@ static nghttp2_session_callbacks *callbacks(struct tp_server *srv)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
+    nghttp2_session_callbacks_set_select_padding_callback(cbs, select_padding);
     srv->h2_callbacks = cbs;
     return cbs;
 }

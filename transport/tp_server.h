@@ -34,6 +34,7 @@ struct tp_server_limits {
     size_t output_buffer;            /* per connection: bytes queued for the socket */
     size_t stream_buffer;            /* per request, each direction */
     unsigned max_requests_per_conn;  /* then a graceful close / GOAWAY */
+    size_t h2_data_padding;          /* pad HTTP/2 DATA payloads to multiples of this; 0 off */
 };
 
 /* Fills |l| with the defaults documented in the README. */

@@ -115,6 +115,7 @@ struct cstream {
     bool has_date, has_server;
     const uint8_t *upload;
     size_t upload_len, upload_off;
+    unsigned data_frames, unaligned_frames; /* DATA frames; those not a multiple of 256 */
 };
 
 struct client {
@@ -161,6 +162,18 @@ static int c_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_
     size_t n = len < room ? len : room;
     memcpy(cs->body + (cs->received < sizeof(cs->body) - 1 ? cs->received : sizeof(cs->body) - 1), d, n);
     cs->received += len;
+    return 0;
+}
+
+static int c_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct cstream *cs = find(ud, f->hd.stream_id);
+    if (!cs || f->hd.type != NGHTTP2_DATA || f->hd.length == 0)
+        return 0;
+    cs->data_frames++;
+    /* The frame's length includes the Pad Length byte and the padding. */
+    if (f->hd.length % 256 != 0)
+        cs->unaligned_frames++;
     return 0;
 }
 
@@ -252,9 +265,13 @@ static void run(const char *const *paths, size_t n, struct cstream *streams,
     nghttp2_session_callbacks_set_on_header_callback(cbs, c_on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, c_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, c_on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, c_on_frame);
     nghttp2_session_client_new(&c.s, cbs, &c);
     nghttp2_session_callbacks_del(cbs);
-    nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, NULL, 0);
+    /* Windows in whole KiB, so DATA padding can stay block-aligned at their edges. */
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65536}};
+    nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, iv, 1);
+    nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, 0, 1 << 20);
     for (size_t i = 0; i < n; i++) {
         nghttp2_nv nva[64];
         size_t k = 0;
@@ -360,13 +377,37 @@ static void many_streams(void)
     CU_ASSERT_EQUAL(ok, N);
 }
 
+static void data_padding(void)
+{
+    struct tp_server_limits l;
+    tp_server_limits_default(&l);
+    l.h2_data_padding = 256;
+    const char *paths[] = {"/big/100000", "/p"};
+    struct cstream st[2] = {0};
+    run(paths, 2, st, NULL, 0, &l);
+    CU_ASSERT_EQUAL(st[0].received, 100000);
+    CU_ASSERT_TRUE(st[0].pattern_ok);
+    CU_ASSERT_TRUE(st[0].data_frames > 1);
+    CU_ASSERT_STRING_EQUAL(st[1].body, "/p body=0");
+    /* Every DATA frame is padded to a multiple of 256, except a last one that may be
+       capped by the peer's max frame size (16384, itself a multiple). */
+    CU_ASSERT_EQUAL(st[0].unaligned_frames, 0);
+    CU_ASSERT_EQUAL(st[1].unaligned_frames, 0);
+    /* And without padding, frames carry exact lengths. */
+    struct cstream plain[1] = {0};
+    const char *p2[] = {"/p"};
+    run(p2, 1, plain, NULL, 0, NULL);
+    CU_ASSERT_EQUAL(plain[0].unaligned_frames, 1);
+}
+
 int test_tp_h2(void)
 {
     CU_pSuite s = CU_add_suite("tp_h2", NULL, NULL);
     if (!s || !CU_add_test(s, "GET and flow-controlled POST", get_and_post) ||
         !CU_add_test(s, "big downloads with backpressure", big_download_with_backpressure) ||
         !CU_add_test(s, "oversized header list gets 431", oversized_headers) ||
-        !CU_add_test(s, "300 streams on one connection", many_streams))
+        !CU_add_test(s, "300 streams on one connection", many_streams) ||
+        !CU_add_test(s, "DATA frames padded to a block", data_padding))
         return -1;
     return 0;
 }
