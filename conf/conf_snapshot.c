@@ -725,7 +725,7 @@ static int parse_error_log(struct ctx *c, const struct conf_node *map)
         if (is(n, "path")) {
             rc = parse_log_dest(c, n, "error_log.path", &c->snap->error_log);
         } else if (is(n, "level")) {
-            unsigned idx;
+            unsigned idx = 0;
             rc = parse_choice(c, n, "error_log.level", levels,
                               "error, warn, info or debug", &idx);
             if (!rc)
@@ -1042,7 +1042,7 @@ static int parse_backend(struct ctx *c, const struct conf_node *map,
             rc = parse_bool(c, n, name, &be->allow_cookie);
         } else if (is(n, "replay")) {
             static const char *const modes[] = {"optional", "strict", NULL};
-            unsigned idx;
+            unsigned idx = 0;
             rc = parse_choice(c, n, name, modes, "optional or strict", &idx);
             if (!rc)
                 be->replay = idx ? CONF_REPLAY_STRICT : CONF_REPLAY_OPTIONAL;
@@ -1394,7 +1394,7 @@ static int parse_top(struct ctx *c, const struct conf_node *root)
             static const char *const roles[] = {"edge", "relay", "gateway", NULL};
             static const enum conf_role values[] = {CONF_ROLE_EDGE, CONF_ROLE_RELAY,
                                                     CONF_ROLE_GATEWAY};
-            unsigned idx;
+            unsigned idx = 0;
             rc = parse_choice(c, n, "role", roles, "\"edge\", \"relay\" or \"gateway\"",
                               &idx);
             if (!rc) {
