@@ -25,9 +25,6 @@
 #include "tp_err.h"
 #include "tp_req.h"
 
-/* Most request-body bytes read and thrown away after an early response. */
-#define DISCARD_MAX (1024 * 1024)
-
 struct field {
     uint32_t name_off, name_len, value_off, value_len;
 };
@@ -63,6 +60,7 @@ struct tp_h1 {
     char scan_prev;
     bool scan_cr_end;   /* saw the empty line's CR; its LF ends the head */
     bool scan_have_line; /* the request line has started */
+    unsigned scan_te_pos; /* "transfer-encoding:" bytes matched on this line, or a mark */
     bool in_body;        /* head done: field callbacks are trailers, ignored */
     /* Current request. */
     struct h1_req *cur;
@@ -157,13 +155,13 @@ static int h1_respond(struct tp_req *req, int status, const struct tp_header *hs
     r->remaining = r->head_only ? 0 : content_length;
     if (c->draining || c->nreqs >= c->limits.max_requests_per_conn)
         h1->keep_alive = false;
-    /* Answered before the request body is in: a small known remainder is read and
-       discarded so the connection stays usable (as nginx does); anything else is
-       announced as a close, and the close lingers so the answer is not lost to a
-       reset. */
-    if (!r->message_complete && req->has_body &&
-        (req->content_length < 0 ||
-         (uint64_t)req->content_length - r->delivered > DISCARD_MAX))
+    /* Answered before the request body is in: the connection is announced as closing
+       and never reused, and the close lingers (reading and discarding) so the answer is
+       not lost to a reset. Reusing it after discarding the promised length would be
+       unsafe behind a front that reuses its connections: if the front gives up on the
+       rest of that body, the next client's bytes would be read as its remainder, and a
+       request hidden at that offset would be served. */
+    if (!r->message_complete && req->has_body)
         h1->keep_alive = false;
     const char *reason = tp_http_reason(status);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, *reason ? reason : "Unknown");
@@ -616,8 +614,24 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
+#define TE_NO_MATCH 0xffu
+#define TE_MATCHED 0xfeu
+
+/* One step of matching "transfer-encoding:" case-insensitively from a line's start. */
+static unsigned te_step(unsigned pos, char ch)
+{
+    static const char te[] = "transfer-encoding:";
+    char lc = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    if (pos >= sizeof(te) - 1 || lc != te[pos])
+        return TE_NO_MATCH;
+    return pos + 1 == sizeof(te) - 1 ? TE_MATCHED : pos + 1;
+}
+
 /* Scans the bytes of a request head that libhttp-parser would tolerate and we do not.
-   Returns false on bare LF, bare CR, NUL or obs-fold. Stops at the end of the head. */
+   Returns false on bare LF, bare CR, NUL, obs-fold, or a tab anywhere in a
+   Transfer-Encoding line: legal whitespace, and a classic way to make one hop see
+   "chunked" where another does not (the parser strips it before we could see it).
+   Stops at the end of the head. */
 static bool scan_head(struct tp_h1 *h1, const char *p, size_t n)
 {
     for (size_t i = 0; i < n && h1->scan_in_head; i++) {
@@ -633,9 +647,17 @@ static bool scan_head(struct tp_h1 *h1, const char *p, size_t n)
                 h1->scan_in_head = false;
             continue;
         }
-        if (prev != '\n')
+        if (prev != '\n') {
+            if (h1->scan_te_pos == TE_MATCHED) {
+                if (ch == '\t')
+                    return false;
+            } else if (h1->scan_te_pos != TE_NO_MATCH) {
+                h1->scan_te_pos = te_step(h1->scan_te_pos, ch);
+            }
             continue;
+        }
         /* At the start of a line. */
+        h1->scan_te_pos = te_step(0, ch);
         if (ch == '\r') {
             /* An empty line ends the head, unless no line came yet: leading empty
                lines before a request line are tolerated (RFC 9112 2.2). */
@@ -655,6 +677,7 @@ static void scan_reset(struct tp_h1 *h1)
     h1->scan_prev = '\n';
     h1->scan_have_line = false;
     h1->scan_cr_end = false;
+    h1->scan_te_pos = TE_NO_MATCH;
 }
 
 /* Delivers buffered body bytes (and the end) to the handler. */
@@ -736,7 +759,7 @@ static void h1_process(struct tp_h1 *h1)
             break;
     }
     if (h1->cur && h1->cur->ended && h1->cur->message_complete)
-        schedule(h1); /* a discarded body just ended: finish the request */
+        schedule(h1); /* the body ended after the answer: finish the request */
     set_reading(h1, blocked);
 }
 
@@ -751,10 +774,6 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct h1_req *r = h1->cur;
-    if (r && r->ended && !r->message_complete && h1->keep_alive && !c->draining) {
-        h1_process(h1); /* discarding the rest of the body; kicks again at its end */
-        return;
-    }
     if (r && r->ended) {
         bool reuse = h1->keep_alive && r->message_complete && !c->draining;
         bool body_unread = !r->message_complete;

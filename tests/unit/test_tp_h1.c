@@ -187,6 +187,7 @@ static void smuggling_refused(void)
           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         C("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
         C("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        C("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n"),
         C("GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n"),           /* obs-fold */
         C("GET / HTTP/1.1\nHost: h\n\n"),                                  /* bare LF */
         C("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n"),                      /* bare LF */
