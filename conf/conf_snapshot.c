@@ -1252,6 +1252,10 @@ static int check_roles(struct ctx *c, unsigned role_line)
     if (s->sealed.enabled && !s->sealed.keys_dir)
         return missing(c, s->sealed.line, "keys", "sealed");
     if (s->role == CONF_ROLE_GATEWAY) {
+        if (s->gate.header)
+            return FAIL(c, s->gate.line, CONF_ERR_TYPE,
+                        "gate: not on a gateway (relays authenticate with client "
+                        "certificates and carry no origin secret)");
         bool mtls = false;
         for (size_t i = 0; i < s->nlisten; i++)
             mtls = mtls || s->listen[i].client_ca;

@@ -286,6 +286,11 @@ static void h1_set_handler(struct tp_req *req)
 {
 }
 
+static void h1_set_close(struct tp_req *req)
+{
+    ((struct h1_req *)req)->h1->keep_alive = false;
+}
+
 static const struct tp_req_ops h1_ops = {
     .set_handler = h1_set_handler,
     .respond = h1_respond,
@@ -295,6 +300,7 @@ static const struct tp_req_ops h1_ops = {
     .reset = h1_reset,
     .consume = h1_consume,
     .pending = h1_pending,
+    .set_close = h1_set_close,
 };
 
 /* ------------------------------------------------------------------- requests --- */

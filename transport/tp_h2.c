@@ -322,6 +322,10 @@ static void h2_set_handler(struct tp_req *req)
 {
 }
 
+static void h2_set_close(struct tp_req *req)
+{
+}
+
 static const struct tp_req_ops h2_ops = {
     .set_handler = h2_set_handler,
     .respond = h2_respond,
@@ -331,6 +335,7 @@ static const struct tp_req_ops h2_ops = {
     .reset = h2_reset,
     .consume = h2_consume,
     .pending = h2_pending,
+    .set_close = h2_set_close,
 };
 
 /* ----------------------------------------------------------- nghttp2 callbacks --- */
@@ -348,11 +353,19 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
     h2->in_header_block = true;
     update_deadline(h2);
+    struct tp_conn *c = h2->c;
+    if (c->nreqs >= c->limits.max_requests_per_conn) {
+        /* Past the cap the GOAWAY below declared this stream unprocessed, so the client
+           may resend it elsewhere: it must not be served here too. Streams that arrive
+           before the GOAWAY has left are refused, never dispatched. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     struct h2_stream *s = stream_new(h2, frame->hd.stream_id);
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
-    struct tp_conn *c = h2->c;
     if (++c->nreqs == c->limits.max_requests_per_conn)
         /* Enough requests on one connection: finish this one, take no more. */
         nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
@@ -577,16 +590,19 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
-    struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
-    if (!s)
-        return 0;
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-        s->body_complete = true;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    bool request_head =
+        frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST;
+    if (request_head) {
         h2->in_header_block = false;
         update_deadline(h2);
-        dispatch(h2, s);
     }
+    struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
+    if (!s)
+        return 0; /* refused past the cap, or already closed */
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        s->body_complete = true;
+    if (request_head)
+        dispatch(h2, s);
     if (s->dispatched)
         deliver_body(h2, s);
     return 0;

@@ -40,6 +40,11 @@ void tp_req_consume(struct tp_req *req, size_t n)
     req->ops->consume(req, n);
 }
 
+void tp_req_set_close(struct tp_req *req)
+{
+    req->ops->set_close(req);
+}
+
 size_t tp_req_pending(const struct tp_req *req)
 {
     return req->ops->pending(req);

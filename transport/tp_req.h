@@ -93,6 +93,11 @@ void tp_req_end(struct tp_req *req);
    the connection (HTTP/1.1). The transport frees the request; on_abort is not called. */
 void tp_req_reset(struct tp_req *req);
 
+/* Asks that the connection close after this response (HTTP/1.1: Connection: close,
+   decided whatever the timing of the answer; HTTP/2: no effect). Call before
+   tp_req_respond. */
+void tp_req_set_close(struct tp_req *req);
+
 /* Returns |n| bytes of request-body credit to the client (see Flow control). */
 void tp_req_consume(struct tp_req *req, size_t n);
 
@@ -113,6 +118,7 @@ struct tp_req_ops {
     void (*reset)(struct tp_req *req);
     void (*consume)(struct tp_req *req, size_t n);
     size_t (*pending)(const struct tp_req *req);
+    void (*set_close)(struct tp_req *req);
 };
 
 #endif

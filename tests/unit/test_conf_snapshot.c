@@ -456,6 +456,8 @@ static void bad_values(void)
          "gate.header"},
         {L1 "gate: {header: x-s}\n", CONF_ERR_MISSING, 2, "missing required key \"secrets\""},
         {L1 "mount: /edge/\n", CONF_ERR_TYPE, 2, "mount: expected a prefix"},
+        {L1 "role: gateway\ngate: {header: x-s, secrets: [0123456789abcdef]}\n"
+            "sealed: {keys: /k}\n", CONF_ERR_TYPE, 3, "gate: not on a gateway"},
         {L1 "error_log: {level: verbose}\n", CONF_ERR_TYPE, 2,
          "error_log.level: expected error, warn, info or debug"},
         {L1 "backends: {b: {adapter: http, allow_cookie: yes}}\n", CONF_ERR_TYPE, 2,

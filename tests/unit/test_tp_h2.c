@@ -86,8 +86,11 @@ static void srv_abort(struct tp_req *req)
 static const struct tp_req_handler srv_handler = {
     .on_body = srv_body, .on_writable = big_pump, .on_abort = srv_abort};
 
+static unsigned served;
+
 static void on_request(void *arg, struct tp_req *req)
 {
+    served++;
     struct srv_req *r = calloc(1, sizeof(*r));
     r->req = req;
     /* Request strings carry lengths, not terminators: copy before strtoul. */
@@ -400,6 +403,26 @@ static void data_padding(void)
     CU_ASSERT_EQUAL(plain[0].unaligned_frames, 1);
 }
 
+static void cap_refuses_late_streams(void)
+{
+    /* The GOAWAY after the capped request declares later streams unprocessed, so they
+       must not be served: a client would resend them and they would run twice. */
+    struct tp_server_limits l;
+    tp_server_limits_default(&l);
+    l.max_requests_per_conn = 1;
+    const char *paths[] = {"/one", "/two", "/three"};
+    struct cstream st[3] = {0};
+    served = 0;
+    run(paths, 3, st, NULL, 0, &l);
+    CU_ASSERT_EQUAL(served, 1);
+    CU_ASSERT_EQUAL(st[0].status, 200);
+    CU_ASSERT_STRING_EQUAL(st[0].body, "/one body=0");
+    CU_ASSERT_EQUAL(st[1].status, 0);
+    CU_ASSERT_EQUAL(st[2].status, 0);
+    CU_ASSERT_EQUAL(st[1].error, NGHTTP2_REFUSED_STREAM);
+    CU_ASSERT_EQUAL(st[2].error, NGHTTP2_REFUSED_STREAM);
+}
+
 int test_tp_h2(void)
 {
     CU_pSuite s = CU_add_suite("tp_h2", NULL, NULL);
@@ -407,7 +430,9 @@ int test_tp_h2(void)
         !CU_add_test(s, "big downloads with backpressure", big_download_with_backpressure) ||
         !CU_add_test(s, "oversized header list gets 431", oversized_headers) ||
         !CU_add_test(s, "300 streams on one connection", many_streams) ||
-        !CU_add_test(s, "DATA frames padded to a block", data_padding))
+        !CU_add_test(s, "DATA frames padded to a block", data_padding) ||
+        !CU_add_test(s, "streams past the per-connection cap are refused",
+                     cap_refuses_late_streams))
         return -1;
     return 0;
 }
