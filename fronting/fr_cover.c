@@ -1159,16 +1159,23 @@ static bool needs_escape(unsigned char c)
     return c <= 0x20 || c == '#' || c == '%' || c == '?' || c >= 0x7f;
 }
 
-static void redirect(const struct fr_cover_site *s, struct reply *rp, const char *path,
-                     size_t plen, struct tp_str query)
+static void redirect(const struct fr_cover_site *s, struct reply *rp,
+                     struct tp_str prefix, const char *path, size_t plen,
+                     struct tp_str query)
 {
     static const char hex[] = "0123456789ABCDEF";
     reply_error(s, rp, 301);
     char *p = rp->o->scratch + rp->used;
     size_t o = 0;
     /* Fits by construction: FR_COVER_SCRATCH allows every byte of the longest path to
-       triple, plus the query. */
-    assert(rp->used + 3 * plen + 2 + query.len + 1 <= sizeof(rp->o->scratch));
+       triple, plus the query; the request-line check counts the prefix in that path. */
+    assert(rp->used + prefix.len + 3 * plen + 2 + query.len + 1 <=
+           sizeof(rp->o->scratch));
+    if (prefix.len) {
+        /* The mount, as the front forwarded it. */
+        memcpy(p, prefix.base, prefix.len);
+        o = prefix.len;
+    }
     for (size_t i = 0; i < plen; i++) {
         unsigned char c = (unsigned char)path[i];
         if (needs_escape(c)) {
@@ -1304,8 +1311,10 @@ static void route(const struct fr_cover_site *s, struct reply *rp,
     }
     /* nginx reads an HTTP/1.1 request line into an 8k buffer: "METHOD target
        HTTP/1.1\r\n" longer than that is 414. */
+    struct tp_str prefix =
+        r->outside || !r->prefix.base ? (struct tp_str){NULL, 0} : r->prefix;
     if (r->path.len > FR_COVER_TARGET_MAX ||
-        r->method.len + r->path.len + 12 > FR_COVER_TARGET_MAX) {
+        r->method.len + prefix.len + r->path.len + 12 > FR_COVER_TARGET_MAX) {
         reply_error(s, rp, 414);
         return;
     }
@@ -1317,6 +1326,10 @@ static void route(const struct fr_cover_site *s, struct reply *rp,
     bool post = tp_str_eq(r->method, "POST");
     if (!head && !post && !tp_str_eq(r->method, "GET")) {
         reply_error(s, rp, 405);
+        return;
+    }
+    if (r->outside) {
+        reply_error(s, rp, 404);
         return;
     }
     if (path[plen - 1] == '/') {
@@ -1342,7 +1355,7 @@ static void route(const struct fr_cover_site *s, struct reply *rp,
         }
     }
     if (nd->is_dir) {
-        redirect(s, rp, path, plen, query);
+        redirect(s, rp, prefix, path, plen, query);
         return;
     }
     if (post) {

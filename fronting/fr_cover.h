@@ -19,7 +19,8 @@
        without it -> 403 (nginx without autoindex); no such directory, or a file
        named like the directory -> 404.
      - "/dir" naming a directory -> 301 with Location "/dir/" (relative, the path
-       %-escaped as nginx escapes it, then "?query" if there was one). POST too.
+       %-escaped as nginx escapes it, then "?query" if there was one; behind a mount
+       prefix, the prefix first). POST too.
      - a file: POST -> 405; otherwise If-Unmodified-Since / If-Match failing -> 412;
        If-Modified-Since (exact equality with the mtime, nginx's default "exact") and
        If-None-Match (list, "*", weak comparison), each present one must agree -> 304
@@ -121,6 +122,15 @@ struct fr_cover_request {
     struct tp_str if_unmodified_since;
     struct tp_str range;
     struct tp_str if_range;
+    /* The site is mounted under |prefix| ("/edge", no trailing slash; a front forwards
+       /edge/... to it): |path| has had the prefix removed, a redirect's Location
+       carries it back, and the request-line length nginx would see counts it.
+       base == NULL: not mounted. */
+    struct tp_str prefix;
+    /* The target lies outside the mount: after the method and target checks it is
+       answered as a path that names nothing (404), as nginx answers a location it
+       does not serve. |path| is then the whole target and |prefix| is ignored. */
+    bool outside;
 };
 
 #define FR_COVER_MAX_HEADERS 8

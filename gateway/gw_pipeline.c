@@ -12,6 +12,7 @@
 #include "fr_cover.h"
 #include "fr_headers.h"
 #include "fr_route.h"
+#include "gw_gate.h"
 #include "gw_log.h"
 #include "gw_runtime.h"
 #include "gw_sealed.h"
@@ -36,6 +37,7 @@ struct exchange {
     bool body_done;    /* the request body's end was passed on (or there is none) */
     bool req_gone;     /* the transport let go of the request */
     bool head_sent;
+    struct tp_str prefix; /* the mount, when the path was taken from below it */
 };
 
 static uint64_t now_us(void)
@@ -82,6 +84,30 @@ static void respond_status(struct tp_req *req, int status)
 
 /* ------------------------------------------------------- adapter -> client --- */
 
+/* Behind a mount, a backend's root-relative redirect ("/x", not "//host/x") gets the
+   prefix back, as nginx's default proxy_redirect does: the backend sees paths below
+   the mount, the client the paths above it. The new value is built in *mem (the
+   caller frees it). Returns false only when memory runs out. */
+static bool rewrite_location(struct tp_str prefix, struct tp_header *hs, size_t n,
+                             char **mem)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct tp_str v = hs[i].value;
+        if (!tp_str_eq(hs[i].name, "location") || v.len == 0 || v.base[0] != '/' ||
+            (v.len > 1 && v.base[1] == '/'))
+            continue;
+        char *p = malloc(prefix.len + v.len);
+        if (!p)
+            return false;
+        memcpy(p, prefix.base, prefix.len);
+        memcpy(p + prefix.len, v.base, v.len);
+        hs[i].value = (struct tp_str){p, prefix.len + v.len};
+        *mem = p;
+        return true; /* one Location: a response with several is the backend's mess */
+    }
+    return true;
+}
+
 static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t n,
                        int64_t content_length)
 {
@@ -92,8 +118,14 @@ static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t
     size_t m = fr_headers_filter_response(hs, n, out);
     x->status = status;
     x->head_sent = true;
+    char *loc = NULL;
+    if (x->prefix.len && !rewrite_location(x->prefix, out, m, &loc)) {
+        tp_req_reset(x->req);
+        return;
+    }
     if (tp_req_respond(x->req, status, out, m, content_length, false) != 0)
         tp_req_reset(x->req);
+    free(loc); /* the transport copied the fields */
 }
 
 static bool ad_on_data(void *arg, struct evbuffer *data)
@@ -193,7 +225,10 @@ static const struct tp_req_handler exchange_handler = {
     .on_abort = rq_on_abort,
 };
 
-static void to_backend(struct gw_worker *w, struct tp_req *req, int index)
+/* Hands |req| to backend |index| with the target |path| (|req|'s own, or the part
+   below the mount, in which case |prefix| is the mount, for redirects). */
+static void to_backend(struct gw_worker *w, struct tp_req *req, int index,
+                       struct tp_str path, struct tp_str prefix)
 {
     const struct gw_backend *b = &w->rt->backends[index];
     struct exchange *x = calloc(1, sizeof(*x));
@@ -207,14 +242,18 @@ static void to_backend(struct gw_worker *w, struct tp_req *req, int index)
     x->inst = w->adapters[index];
     x->start_us = now_us();
     x->body_done = !req->has_body;
+    x->prefix = prefix;
     struct tp_header fields[MAX_FIELDS];
     size_t n = req->nheaders < MAX_FIELDS ? req->nheaders : MAX_FIELDS;
+    n = fr_headers_filter_request(b->allowlist, req->headers, n, fields);
+    /* The origin secret stops here, whatever an allowlist says. */
+    n = gw_gate_strip(w->rt->gate, fields, n);
     struct adapter_request ar = {
         .method = req->method,
         .authority = req->authority,
-        .path = req->path,
+        .path = path,
         .headers = fields,
-        .nheaders = fr_headers_filter_request(b->allowlist, req->headers, n, fields),
+        .nheaders = n,
         .content_length = req->content_length,
         .has_body = req->has_body,
     };
@@ -233,14 +272,39 @@ static void to_backend(struct gw_worker *w, struct tp_req *req, int index)
 
 /* ------------------------------------------------------------------- cover --- */
 
+/* The mount as a string view, or {NULL, 0}. */
+static struct tp_str mount_of(const struct gw_runtime *rt)
+{
+    const char *m = rt->snap->mount;
+    return m ? (struct tp_str){m, strlen(m)} : (struct tp_str){NULL, 0};
+}
+
 void gw_pipeline_serve_cover(struct gw_worker *w, struct tp_req *req)
 {
     const struct gw_runtime *rt = w->rt;
+    /* The cover reads no request body, so an HTTP/1.1 connection that carried one is
+       closed after its answer (see tp_h1.c). Deciding it here, from the request and
+       not from the timing, makes the answer the same whether it is given at the head
+       or after a body was read (a sealed request refused after decapsulation failed). */
+    if (req->has_body && rt->cover_backend < 0)
+        tp_req_set_close(req);
+    /* Below the mount the cover serves the part of the path after it (and puts the
+       prefix back into its redirects); outside it, the site has nothing (404). */
+    struct tp_str path;
+    bool inside = gw_gate_local_path(rt, req->path, &path);
+    struct tp_str prefix = inside ? mount_of(rt) : (struct tp_str){NULL, 0};
     if (rt->cover_backend >= 0) {
-        to_backend(w, req, rt->cover_backend);
+        /* An upstream cover answers for itself outside the mount: it gets the target
+           as it came. */
+        to_backend(w, req, rt->cover_backend, path, prefix);
         return;
     }
-    struct fr_cover_request cr = {.method = req->method, .path = req->path};
+    struct fr_cover_request cr = {
+        .method = req->method,
+        .path = path,
+        .prefix = prefix,
+        .outside = !inside,
+    };
     /* Absent fields stay {NULL, 0}: the cover tells absent from empty, as nginx does. */
     static const struct {
         const char *name;
@@ -276,11 +340,18 @@ void gw_pipeline_serve_cover(struct gw_worker *w, struct tp_req *req)
 void gw_pipeline_on_request(void *arg, struct tp_req *req)
 {
     struct gw_worker *w = arg;
+    /* Outside the mount nothing of ours exists: the cover's answer, as for a path it
+       does not have. Inside it, routes and the sealed route see the path below it. */
+    struct tp_str path;
+    if (!gw_gate_local_path(w->rt, req->path, &path)) {
+        gw_pipeline_serve_cover(w, req);
+        return;
+    }
     if (gw_sealed_route(w, req))
         return;
-    int target = fr_router_match(w->rt->router, req->authority, req->path);
+    int target = fr_router_match(w->rt->router, req->authority, path);
     if (target == GW_TARGET_COVER)
         gw_pipeline_serve_cover(w, req);
     else
-        to_backend(w, req, target);
+        to_backend(w, req, target, path, mount_of(w->rt));
 }

@@ -6,6 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw_gate.h"
+#include "tp_tls.h"
+
 static int errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -100,8 +103,10 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         if (!l->tls)
             continue;
         char why[384];
-        if (tp_tls_server_ctx_new(l->certificate, l->key, &rt->ssl_ctx[i], why,
-                                  sizeof(why)) != 0) {
+        /* tls.client_ca: a listener for relays only; a client without a certificate
+           from that CA fails the handshake (it does not even see the cover). */
+        if (tp_tls_server_ctx_new_client_ca(l->certificate, l->key, l->client_ca,
+                                            &rt->ssl_ctx[i], why, sizeof(why)) != 0) {
             errf(err, errlen, "%s:%u: %s", file, l->line, why);
             goto fail;
         }
@@ -123,7 +128,37 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
         rt->backends[i].strict = b->replay == CONF_REPLAY_STRICT;
         rt->backends[i].pad_min = b->pad_min;
     }
-    if (snap->sealed.enabled) {
+    int grv = gw_gate_new(&snap->gate, &rt->gate);
+    if (grv == GW_GATE_ERR_NOMEM)
+        goto nomem;
+    if (grv != 0) {
+        errf(err, errlen, "%s:%u: gate: cannot set up the origin secret check", file,
+             snap->gate.line);
+        goto fail;
+    }
+    if (snap->role == CONF_ROLE_GATEWAY) {
+        /* A gateway takes sealed requests only from relays it trusts: a listener
+           without client certificates would let anyone in. */
+        for (size_t i = 0; i < snap->nlisten; i++)
+            if (!snap->listen[i].client_ca) {
+                errf(err, errlen,
+                     "%s:%u: role gateway: every listener needs tls.client_ca (only "
+                     "relays with a client certificate may connect)",
+                     file, snap->listen[i].line);
+                goto fail;
+            }
+    }
+    if (snap->role == CONF_ROLE_RELAY) {
+        /* A relay holds no key: no key store, no replay cache (the gateway keeps
+           both), only the client side of mutual TLS toward the gateway. */
+        char why[384];
+        if (tp_tls_client_ctx_new(snap->relay.ca_file, snap->relay.certificate,
+                                  snap->relay.key, &rt->relay_ssl_ctx, why,
+                                  sizeof(why)) != 0) {
+            errf(err, errlen, "%s:%u: relay: %s", file, snap->relay.line, why);
+            goto fail;
+        }
+    } else if (snap->sealed.enabled) {
         char why[512];
         if (gw_keystore_load(snap->sealed.keys_dir, &rt->keystore, why, sizeof(why)) != 0) {
             errf(err, errlen, "%s:%u: sealed.keys: %s", file, snap->sealed.keys_line, why);
@@ -214,6 +249,8 @@ void gw_runtime_free(struct gw_runtime *rt)
     fr_router_free(rt->router);
     gw_keystore_free(rt->keystore);
     gw_replay_free(rt->replay);
+    gw_gate_free(rt->gate);
+    SSL_CTX_free(rt->relay_ssl_ctx);
     fr_cover_free(rt->cover);
     conf_snapshot_free(rt->snap);
     free(rt);

@@ -19,6 +19,8 @@
 #include "gw_replay.h"
 #include "tp_server.h"
 
+struct gw_gate;
+
 struct gw_backend {
     const char *name;                /* borrowed from the snapshot */
     const struct adapter_ops *ops;
@@ -41,8 +43,11 @@ struct gw_runtime {
     size_t nbackends;            /* configured backends, plus the cover upstream */
     struct tp_server_limits limits;
     unsigned workers;
-    struct gw_keystore *keystore; /* with sealed.enabled */
+    struct gw_keystore *keystore; /* with sealed.enabled, except in role relay */
     struct gw_replay *replay;     /* shared by all workers; internally locked */
+    struct gw_gate *gate;         /* the access gate; NULL when none is configured */
+    SSL_CTX *relay_ssl_ctx;       /* role relay: client TLS (and certificate) toward
+                                     relay.gateway; NULL otherwise */
 };
 
 /* Builds a runtime from |snap|, taking ownership of it (freed on failure too).

@@ -13,13 +13,16 @@
 #include "fr_headers.h"
 #include "fr_pad.h"
 #include "fr_route.h"
+#include "gw_gate.h"
 #include "gw_keystore.h"
 #include "gw_log.h"
 #include "gw_pipeline.h"
+#include "gw_relay.h"
 #include "gw_replay.h"
 #include "gw_runtime.h"
 #include "gw_worker.h"
 #include "tp_bhttp.h"
+#include "tp_err.h"
 #include "tp_ohttp.h"
 
 #define MAX_FIELDS 256
@@ -61,19 +64,28 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-bool gw_gate_allows(struct gw_worker *w, const struct tp_req *req)
+/* In an open deployment the gateway's URIs (sealed.path, keys_path and the RFC 9540
+   well-known path) answer GET and HEAD with the keys and POST with the gateway. */
+#define OPEN_ALLOW "GET, HEAD, POST"
+
+/* The one decision about a request refused before decapsulation succeeded. */
+static void refuse(struct gw_worker *w, struct tp_req *req, enum gw_refusal why)
 {
-    /* The single question "may this request see sealed traffic?". The fronting work
-       (origin secret header, secret path) answers it here; this release lets every
-       request through, and says so in the README. */
-    return true;
+    if (!w->rt->snap->open) {
+        /* Whatever went wrong before the seal was opened, a prober gets the cover
+           site's own answer for this method and path: nothing says a sealed endpoint
+           is here, and |why| goes nowhere. */
+        gw_pipeline_serve_cover(w, req);
+        return;
+    }
+    int status = gw_gate_problem(req, why, OPEN_ALLOW);
+    if (status)
+        gw_log_access("sealed", status, 0, 0);
 }
 
 void gw_sealed_refuse(struct gw_worker *w, struct tp_req *req)
 {
-    /* Whatever went wrong before the seal was opened, a prober gets the cover site's
-       own answer for this method and path: nothing says a sealed endpoint is here. */
-    gw_pipeline_serve_cover(w, req);
+    refuse(w, req, GW_REFUSE_OTHER);
 }
 
 static void sealed_free(struct sealed *s)
@@ -331,13 +343,16 @@ static void forward(struct sealed *s)
     }
     struct tp_header fields[MAX_FIELDS];
     size_t n = br->n_headers < MAX_FIELDS ? br->n_headers : MAX_FIELDS;
+    /* The allowlist never passes Expect: the body is already here. Nor the origin
+       secret, should a client seal one in, whatever the allowlist says. */
+    n = fr_headers_filter_request(s->backend->allowlist, br->headers, n, fields);
+    n = gw_gate_strip(rt->gate, fields, n);
     struct adapter_request ar = {
         .method = br->method,
         .authority = br->authority,
         .path = br->path,
         .headers = fields,
-        /* The allowlist never passes Expect: the body is already here. */
-        .nheaders = fr_headers_filter_request(s->backend->allowlist, br->headers, n, fields),
+        .nheaders = n,
         .content_length = (int64_t)br->content_len,
         .has_body = br->content_len > 0,
     };
@@ -364,22 +379,62 @@ static void forward(struct sealed *s)
     }
 }
 
+/* Costs what opening a request costs (one X25519, the key schedule, one AEAD pass),
+   for the failures tp_ohttp_gateway_decap finds before it does that work itself (too
+   short, too long): every failure after the body is read costs about what a success
+   costs, so timing does not tell them apart. */
+static void decap_dummy(struct tp_ohttp_gateway *ogw)
+{
+    /* Key id 0 with no lookup (so tp_ohttp's stand-in key), enc the X25519 base point. */
+    static const uint8_t msg[TP_OHTTP_REQ_OVERHEAD + 64] = {0x00, 0x00, 0x20, 0x00,
+                                                            0x01, 0x00, 0x01, 0x09};
+    uint8_t out[64];
+    size_t got = 0;
+    (void)tp_ohttp_gateway_decap(ogw, msg, sizeof(msg), NULL, NULL, out, sizeof(out),
+                                 &got);
+}
+
+static enum gw_refusal decap_refusal(int rv)
+{
+    switch (rv) {
+    case TP_ERR_UNSUPPORTED: return GW_REFUSE_KEY;
+    case TP_ERR_CRYPTO:
+    case TP_ERR_PROTO: return GW_REFUSE_DECRYPT;
+    case TP_ERR_TOO_LARGE: return GW_REFUSE_TOO_LARGE;
+    case TP_ERR_INVALID: return GW_REFUSE_MALFORMED;
+    default: return GW_REFUSE_OTHER;
+    }
+}
+
 /* The whole message/ohttp-req is here. */
 static void open_seal(struct sealed *s)
 {
     struct gw_worker *w = s->w;
     const struct gw_runtime *rt = w->rt;
     size_t len = evbuffer_get_length(s->in);
-    const uint8_t *msg = evbuffer_pullup(s->in, (ev_ssize_t)len);
+    /* An empty body is judged like any other too-short one. */
+    const uint8_t *msg =
+        len ? evbuffer_pullup(s->in, (ev_ssize_t)len) : (const uint8_t *)"";
     s->plain_len = len > TP_OHTTP_REQ_OVERHEAD ? len - TP_OHTTP_REQ_OVERHEAD : 0;
     s->plain = malloc(s->plain_len ? s->plain_len : 1);
     size_t got = 0;
-    if (s->too_large || !msg || !s->plain || tp_ohttp_gateway_new(&s->ogw) != 0 ||
-        tp_ohttp_gateway_decap(s->ogw, msg, len, gw_keystore_lookup, rt->keystore, s->plain,
-                               s->plain_len, &got) != 0) {
+    int rv = TP_ERR_NOMEM;
+    if (msg && s->plain && tp_ohttp_gateway_new(&s->ogw) == 0)
+        rv = s->too_large
+                 ? TP_ERR_TOO_LARGE
+                 : tp_ohttp_gateway_decap(s->ogw, msg, len, gw_keystore_lookup,
+                                          rt->keystore, s->plain, s->plain_len, &got);
+    if (rv != 0) {
+        if (rv == TP_ERR_INVALID || rv == TP_ERR_TOO_LARGE)
+            decap_dummy(s->ogw);
         s->answered = true;
-        s->refused = true; /* the cover's answer writes the access line */
-        gw_sealed_refuse(w, s->req);
+        s->refused = true; /* the refusal writes the access line */
+        /* The cover answers such a request at its head, before the body is in, and so
+           never reuses the connection: neither does this answer, which had to read the
+           body first. */
+        if (!rt->snap->open)
+            tp_req_set_close(s->req);
+        refuse(w, s->req, decap_refusal(rv));
         return;
     }
     struct tp_bhttp_limits lim = TP_BHTTP_LIMITS_DEFAULT;
@@ -433,6 +488,35 @@ static const struct tp_req_handler sealed_handler = {
     .on_abort = rq_on_abort,
 };
 
+/* What the head says, before a byte of the body is read: true to read on; false, with
+   the reason in |why|, when the request is refused now (when the cover answers). */
+static bool head_ok(struct gw_worker *w, const struct tp_req *req, enum gw_refusal *why)
+{
+    const struct tp_header *ct = tp_req_header(req, "content-type");
+    /* A sealed request must declare its length (an OHTTP client always knows it): one
+       without a length, or longer than max_request, is refused here rather than read,
+       exactly as the cover answers such a request. */
+    if (!gw_gate_allows(w, req))
+        *why = GW_REFUSE_GATE;
+    else if (tp_req_header(req, "expect"))
+        /* An OHTTP client has its whole body and never waits for 100 Continue; the
+           transport would send one for a request read on, and the cover never does. */
+        *why = GW_REFUSE_EXPECT;
+    else if (!tp_str_eq(req->method, "POST"))
+        *why = GW_REFUSE_METHOD;
+    else if (!ct || !tp_str_caseeq(ct->value, TP_OHTTP_REQ_MEDIA_TYPE))
+        *why = GW_REFUSE_TYPE;
+    else if (!req->has_body)
+        *why = GW_REFUSE_MALFORMED;
+    else if (req->content_length < 0)
+        *why = GW_REFUSE_LENGTH;
+    else if ((uint64_t)req->content_length > w->rt->snap->sealed.max_request)
+        *why = GW_REFUSE_TOO_LARGE;
+    else
+        return true;
+    return false;
+}
+
 static bool path_is(struct tp_str path, const char *want)
 {
     size_t n = strlen(want);
@@ -446,6 +530,10 @@ static bool path_is(struct tp_str path, const char *want)
 
 static void serve_keys(struct gw_worker *w, struct tp_req *req)
 {
+    if (w->rt->snap->role == CONF_ROLE_RELAY) {
+        gw_relay_keys(w, req); /* no key store here: the gateway's list */
+        return;
+    }
     size_t len = 0;
     const uint8_t *keys = gw_keystore_configs(w->rt->keystore, &len);
     static const struct tp_header hs[] = {
@@ -468,25 +556,36 @@ bool gw_sealed_route(struct gw_worker *w, struct tp_req *req)
     const struct conf_sealed *cs = &w->rt->snap->sealed;
     if (!cs->enabled)
         return false;
-    if (path_is(req->path, cs->keys_path)) {
-        if (gw_gate_allows(w, req) &&
-            (tp_str_eq(req->method, "GET") || tp_str_eq(req->method, "HEAD")))
+    /* The paths are the edge's own, below the mount (the pipeline hands over only
+       requests inside it). */
+    struct tp_str path;
+    (void)gw_gate_local_path(w->rt, req->path, &path);
+    bool open = w->rt->snap->open;
+    bool get = tp_str_eq(req->method, "GET") || tp_str_eq(req->method, "HEAD");
+    if (path_is(path, cs->keys_path) || (open && path_is(path, GW_GATE_WELL_KNOWN)) ||
+        (open && get && path_is(path, cs->path))) {
+        /* Behind the gate, or public in an open deployment (RFC 9540: a GET of the
+           gateway's URI gives its key configurations; a POST there is a request). */
+        if (get && (open || gw_gate_allows(w, req))) {
             serve_keys(w, req);
-        else
-            gw_sealed_refuse(w, req);
+            return true;
+        }
+        if (!open || !tp_str_eq(req->method, "POST")) {
+            refuse(w, req, GW_REFUSE_METHOD);
+            return true;
+        }
+    } else if (!path_is(path, cs->path)) {
+        return false;
+    }
+    /* Everything that can be judged from the head is judged now, at the moment the
+       cover would answer. */
+    enum gw_refusal why = GW_REFUSE_OTHER;
+    if (!head_ok(w, req, &why)) {
+        refuse(w, req, why);
         return true;
     }
-    if (!path_is(req->path, cs->path))
-        return false;
-    const struct tp_header *ct = tp_req_header(req, "content-type");
-    /* Everything that can be judged from the head is judged now, at the moment the
-       cover would answer. A sealed request must declare its length (an OHTTP client
-       always knows it): one without a length, or longer than max_request, is refused
-       here rather than read, exactly as the cover answers such a request. */
-    if (!gw_gate_allows(w, req) || !tp_str_eq(req->method, "POST") || !ct ||
-        !tp_str_caseeq(ct->value, TP_OHTTP_REQ_MEDIA_TYPE) || !req->has_body ||
-        req->content_length < 0 || (uint64_t)req->content_length > cs->max_request) {
-        gw_sealed_refuse(w, req);
+    if (w->rt->snap->role == CONF_ROLE_RELAY) {
+        gw_relay_forward(w, req); /* never opened here: forwarded to the gateway */
         return true;
     }
     struct sealed *s = calloc(1, sizeof(*s));

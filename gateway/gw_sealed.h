@@ -19,14 +19,13 @@
 
 struct gw_worker;
 
-/* Takes |req| if it is for the sealed path or the key-configuration path and returns
-   true; returns false (leaving |req| alone) otherwise. */
+/* Takes |req| if it is for the sealed path or the key-configuration path (below the
+   mount; with `open: true`, also the RFC 9540 well-known path) and returns true;
+   returns false (leaving |req| alone) otherwise. Who may use them: gw_gate.h. */
 bool gw_sealed_route(struct gw_worker *w, struct tp_req *req);
 
-/* The answer to a request refused before decapsulation succeeded. */
+/* The answer to a request refused before decapsulation succeeded: the cover site's
+   answer for its method and path (with `open: true`, a 400 problem details). */
 void gw_sealed_refuse(struct gw_worker *w, struct tp_req *req);
-
-/* The access gate: may |req| see sealed traffic and key configurations? */
-bool gw_gate_allows(struct gw_worker *w, const struct tp_req *req);
 
 #endif

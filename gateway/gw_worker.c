@@ -12,6 +12,7 @@
 
 #include "gw_log.h"
 #include "gw_pipeline.h"
+#include "gw_relay.h"
 #include "tp_server.h"
 
 static void on_server_event(void *arg, enum tp_server_event ev, uint64_t serial)
@@ -78,7 +79,7 @@ int gw_worker_init(struct gw_worker *w, unsigned index, const struct gw_runtime 
             return -1;
         }
     }
-    return 0;
+    return gw_relay_worker_init(w, err, errlen);
 }
 
 static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
@@ -150,8 +151,10 @@ void gw_worker_join(struct gw_worker *w)
 {
     if (w->started)
         pthread_join(w->thread, NULL);
-    /* Connections go first: their requests cancel adapter work that still runs. */
+    /* Connections go first: their requests cancel adapter and relay work that still
+       runs. */
     tp_server_free(w->server);
+    gw_relay_worker_free(w);
     if (w->adapters)
         for (size_t i = 0; i < w->rt->nbackends; i++)
             if (w->adapters[i])

@@ -12,6 +12,7 @@
 
 struct event_base;
 struct event;
+struct tp_h2client;
 struct tp_server;
 
 struct gw_worker {
@@ -22,6 +23,7 @@ struct gw_worker {
     struct tp_server *server;
     const struct gw_runtime *rt;
     void **adapters;            /* one instance per rt->backends entry */
+    struct tp_h2client *relay;  /* role relay: HTTP/2 to the gateway; NULL otherwise */
     struct event *drain_ev;     /* activated from the main thread */
     struct event *drain_deadline;
     struct event *drain_check;

@@ -1,12 +1,14 @@
-#include "tp_server.h"
+#include "tp_tls.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tp_err.h"
+#include "tp_server.h"
 
 static const unsigned char alpn_h2[] = "h2";
 static const unsigned char alpn_h1[] = "http/1.1";
@@ -48,12 +50,43 @@ static int fail(char *err, size_t errlen, const char *what, const char *file)
     if (e)
         ERR_error_string_n(e, reason, sizeof(reason));
     ERR_clear_error();
-    snprintf(err, errlen, "%s %s%s%s", what, file ? file : "", *reason ? ": " : "", reason);
+    snprintf(err, errlen, "%s %s%s%s", what, file ? file : "", *reason ? ": " : "",
+             reason);
     return TP_ERR_INVALID;
+}
+
+/* Session-ID context for contexts that verify client certificates: OpenSSL refuses to
+   resume a session whose context is unset once SSL_VERIFY_PEER is on. */
+static const unsigned char sid_ctx[] = "zaslon-mtls";
+
+/* Client certificates: required, verified against |client_ca|, purpose TLS client
+   (OpenSSL's default for a server-side check). The CA names are also sent in the
+   CertificateRequest so that a client holding several certificates picks ours. */
+static int require_client_cert(SSL_CTX *ctx, const char *client_ca, char *err,
+                               size_t errlen)
+{
+    if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1)
+        return fail(err, errlen, "cannot load client CA", client_ca);
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+    if (!names)
+        return fail(err, errlen, "no CA certificate in", client_ca);
+    SSL_CTX_set_client_CA_list(ctx, names); /* takes ownership */
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+        return fail(err, errlen, "cannot set session id context", NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify_depth(ctx, 4);
+    return 0;
 }
 
 int tp_tls_server_ctx_new(const char *cert_file, const char *key_file, SSL_CTX **out,
                           char *err, size_t errlen)
+{
+    return tp_tls_server_ctx_new_client_ca(cert_file, key_file, NULL, out, err, errlen);
+}
+
+int tp_tls_server_ctx_new_client_ca(const char *cert_file, const char *key_file,
+                                    const char *client_ca, SSL_CTX **out, char *err,
+                                    size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
@@ -87,7 +120,76 @@ int tp_tls_server_ctx_new(const char *cert_file, const char *key_file, SSL_CTX *
         SSL_CTX_free(ctx);
         return fail(err, errlen, "private key does not match certificate", key_file);
     }
+    if (client_ca) {
+        int rv = require_client_cert(ctx, client_ca, err, errlen);
+        if (rv != 0) {
+            SSL_CTX_free(ctx);
+            return rv;
+        }
+    }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     *out = ctx;
     return 0;
+}
+
+int tp_tls_client_ctx_new(const char *ca_file, const char *cert_file,
+                          const char *key_file, SSL_CTX **out, char *err, size_t errlen)
+{
+    static const unsigned char alpn[] = "\x02h2";
+    if ((cert_file == NULL) != (key_file == NULL)) {
+        snprintf(err, errlen, "a client certificate needs both a certificate and a key");
+        return TP_ERR_INVALID;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        fail(err, errlen, "cannot create TLS context", NULL);
+        return TP_ERR_NOMEM;
+    }
+    int rv = TP_ERR_INVALID;
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        rv = fail(err, errlen, "cannot restrict TLS versions", NULL);
+        goto out;
+    }
+    if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")) {
+        rv = fail(err, errlen, "cannot set cipher list", NULL);
+        goto out;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* OpenSSL's return convention for this one is inverted: 0 is success. */
+    if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
+        rv = fail(err, errlen, "cannot set ALPN", NULL);
+        goto out;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify_depth(ctx, 8);
+    if (ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+            rv = fail(err, errlen, "cannot load CA file", ca_file);
+            goto out;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        rv = fail(err, errlen, "cannot load the system CA store", NULL);
+        goto out;
+    }
+    if (cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+            rv = fail(err, errlen, "cannot load client certificate chain", cert_file);
+            goto out;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+            rv = fail(err, errlen, "cannot load client private key", key_file);
+            goto out;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            rv = fail(err, errlen, "client key does not match certificate", key_file);
+            goto out;
+        }
+    }
+    *out = ctx;
+    return 0;
+out:
+    SSL_CTX_free(ctx);
+    return rv;
 }

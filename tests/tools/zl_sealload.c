@@ -887,12 +887,18 @@ static void start_window(struct gen *g)
                   : g->o.duration > 0 ? g->o.duration + 30
                                       : 300;
     struct timeval tv = {(time_t)hard, (suseconds_t)((hard - (double)(time_t)hard) * 1e6)};
-    if (g->hard_ev)
-        event_add(g->hard_ev, &tv);
-    if (g->o.duration > 0 && g->stop_ev) {
+    if (event_add(g->hard_ev, &tv) != 0) {
+        /* Without its bound the run may not start. */
+        snprintf(g->last_error, sizeof(g->last_error), "cannot arm the hard timeout");
+        g->finished = true;
+        event_base_loopbreak(g->base);
+        return;
+    }
+    if (g->o.duration > 0) {
         double d = g->o.duration;
         struct timeval dv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
-        event_add(g->stop_ev, &dv);
+        if (event_add(g->stop_ev, &dv) != 0)
+            g->stopping = true; /* no -D bound: send nothing rather than run unbounded */
     }
     for (int i = 0; i < g->o.conns; i++)
         if (g->conns[i].ready)
