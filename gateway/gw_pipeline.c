@@ -143,7 +143,7 @@ static void ad_on_end(void *arg)
     exchange_maybe_free(x);
 }
 
-static int error_status(int err)
+int gw_pipeline_adapter_status(int err)
 {
     switch (err) {
     case ADAPTER_ERR_TIMEOUT: return 504;
@@ -160,7 +160,7 @@ static void ad_on_error(void *arg, int err, bool head_sent)
         tp_req_reset(x->req);
         x->req_gone = true; /* a reset request gets no on_abort */
     } else {
-        x->status = error_status(err);
+        x->status = gw_pipeline_adapter_status(err);
         respond_status(x->req, x->status);
     }
     exchange_maybe_free(x);
@@ -259,7 +259,7 @@ static void to_backend(struct gw_worker *w, struct tp_req *req, int index,
     };
     int rv = b->ops->handle(x->inst, &ar, &adapter_cb, x, &x->handle);
     if (rv != 0) {
-        x->status = error_status(rv);
+        x->status = gw_pipeline_adapter_status(rv);
         respond_status(req, x->status);
         x->adapter_done = true;
         x->req_gone = true;

@@ -8,6 +8,10 @@
 
 struct gw_worker;
 
+/* The status a client gets for an adapter error (ADAPTER_ERR_*): 504 for a timeout,
+   503 when the backend takes no requests now, 502 otherwise. */
+int gw_pipeline_adapter_status(int err);
+
 /* Serves the cover site's answer to |req| (static or upstream). */
 void gw_pipeline_serve_cover(struct gw_worker *w, struct tp_req *req);
 

@@ -196,15 +196,6 @@ static void answer_error(struct sealed *s, int status, const char *reason)
 
 /* ---------------------------------------------------------- backend side --- */
 
-static int adapter_status(int err)
-{
-    switch (err) {
-    case ADAPTER_ERR_TIMEOUT: return 504;
-    case ADAPTER_ERR_UNAVAILABLE: return 503;
-    default: return 502;
-    }
-}
-
 static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t n,
                        int64_t content_length)
 {
@@ -289,8 +280,9 @@ static void ad_on_error(void *arg, int err, bool head_sent)
 {
     struct sealed *s = arg;
     s->adapter_running = false;
+    int st = gw_pipeline_adapter_status(err);
     if (!s->req_gone && !s->answered)
-        answer_error(s, adapter_status(err), tp_http_reason(adapter_status(err)));
+        answer_error(s, st, tp_http_reason(st));
     sealed_done(s);
 }
 
@@ -364,7 +356,8 @@ static void forward(struct sealed *s)
     void *inst = s->w->adapters[target];
     int rv = s->backend->ops->handle(inst, &ar, &adapter_cb, s, &s->handle);
     if (rv != 0) {
-        answer_error(s, adapter_status(rv), tp_http_reason(adapter_status(rv)));
+        int st = gw_pipeline_adapter_status(rv);
+        answer_error(s, st, tp_http_reason(st));
         return;
     }
     s->adapter_running = true;

@@ -22,7 +22,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "tp_addr.h"
 #include "tp_h2client_internal.h"
 
 #define ADDR_MAX 8                 /* resolved addresses kept */
@@ -1163,29 +1163,8 @@ static int parse_url(struct tp_h2client *cl, const char *url)
 
 static int client_resolve(struct tp_h2client *cl)
 {
-    char port[8];
-    int n = snprintf(port, sizeof(port), "%u", (unsigned)cl->port);
-    if (n < 0 || (size_t)n >= sizeof(port))
-        return TP_ERR_INVALID;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV;
-    struct addrinfo *res = NULL;
-    int rv = getaddrinfo(cl->host, port, &hints, &res);
-    if (rv != 0)
-        return rv == EAI_MEMORY ? TP_ERR_NOMEM : TP_ERR_CONNECT;
-    for (struct addrinfo *ai = res; ai && cl->naddrs < ADDR_MAX; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(cl->addrs[0]))
-            continue;
-        memcpy(&cl->addrs[cl->naddrs], ai->ai_addr, ai->ai_addrlen);
-        cl->addrlens[cl->naddrs] = ai->ai_addrlen;
-        cl->naddrs++;
-    }
-    freeaddrinfo(res);
-    return cl->naddrs > 0 ? 0 : TP_ERR_CONNECT;
+    return tp_addr_resolve(cl->host, cl->port, cl->addrs, cl->addrlens, ADDR_MAX,
+                           &cl->naddrs);
 }
 
 int tp_h2client_new(struct event_base *base, const struct tp_h2client_opts *opts,

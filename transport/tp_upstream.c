@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "tp_addr.h"
 #include "tp_upstream_internal.h"
 
 #define ADDR_MAX 8            /* resolved addresses kept per pool */
@@ -1524,29 +1524,8 @@ fail:
 
 static int pool_resolve(struct tp_upstream_pool *pool)
 {
-    char port[8];
-    int n = snprintf(port, sizeof(port), "%u", (unsigned)pool->opts.port);
-    if (n < 0 || (size_t)n >= sizeof(port))
-        return TP_ERR_INVALID;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV;
-    struct addrinfo *res = NULL;
-    int rv = getaddrinfo(pool->host, port, &hints, &res);
-    if (rv != 0)
-        return rv == EAI_MEMORY ? TP_ERR_NOMEM : TP_ERR_CONNECT;
-    for (struct addrinfo *ai = res; ai && pool->naddrs < ADDR_MAX; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(pool->addrs[0]))
-            continue;
-        memcpy(&pool->addrs[pool->naddrs], ai->ai_addr, ai->ai_addrlen);
-        pool->addrlens[pool->naddrs] = ai->ai_addrlen;
-        pool->naddrs++;
-    }
-    freeaddrinfo(res);
-    return pool->naddrs > 0 ? 0 : TP_ERR_CONNECT;
+    return tp_addr_resolve(pool->host, pool->opts.port, pool->addrs, pool->addrlens,
+                           ADDR_MAX, &pool->naddrs);
 }
 
 int tp_upstream_pool_new(struct event_base *base, const struct tp_upstream_opts *opts,
