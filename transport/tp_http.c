@@ -137,7 +137,6 @@ const char *tp_http_reason(int status)
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Temporarily Unavailable";
     case 504: return "Gateway Time-out";
