@@ -342,7 +342,10 @@ static void print_figure(const char *label, const struct figure *f)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.seconds = 3.0, .batches = 7, .iters = 0, .cpu = -1,
+    *o = (struct opts){.seconds = 3.0,
+                       .batches = 7,
+                       .iters = 0,
+                       .cpu = -1,
                        .aead = TP_HPKE_AEAD_AES128GCM};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -498,9 +501,12 @@ static void teardown(struct bench *b)
 static const char *aead_name(uint16_t id)
 {
     switch (id) {
-    case TP_HPKE_AEAD_AES128GCM: return "AES-128-GCM";
-    case TP_HPKE_AEAD_AES256GCM: return "AES-256-GCM";
-    case TP_HPKE_AEAD_CHACHA20POLY1305: return "ChaCha20-Poly1305";
+    case TP_HPKE_AEAD_AES128GCM:
+        return "AES-128-GCM";
+    case TP_HPKE_AEAD_AES256GCM:
+        return "AES-256-GCM";
+    case TP_HPKE_AEAD_CHACHA20POLY1305:
+        return "ChaCha20-Poly1305";
     }
     return "?";
 }
@@ -513,9 +519,10 @@ int main(int argc, char **argv)
     int rc = 1;
 
     if (parse_opts(argc, argv, &o) != 0) {
-        fprintf(stderr, "usage: zl_cryptofloor [--seconds S] [--batches B(5..%d)] "
-                        "[--iters N] [--cpu N] [--aead aes128gcm|aes256gcm|"
-                        "chacha20poly1305]\n",
+        fprintf(stderr,
+                "usage: zl_cryptofloor [--seconds S] [--batches B(5..%d)] "
+                "[--iters N] [--cpu N] [--aead aes128gcm|aes256gcm|"
+                "chacha20poly1305]\n",
                 MAX_BATCHES);
         return 2;
     }

@@ -46,6 +46,7 @@
    (the report is printed either way), 1 on a setup error, 2 on bad arguments. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -80,6 +81,7 @@
 #define MAX_STREAMS 1000
 #define MAX_REQUESTS 5000000
 #define MAX_PEERS 8
+#define MAX_THREADS 64 /* zaslon threads whose CPU is reported one by one */
 #define MAX_KEYS_FILE 65536
 #define MAX_RESPONSE_BODY (256 * 1024) /* a sealed answer larger than this fails */
 #define OUTPUT_HIGH_WATER (256 * 1024) /* queued bytes per connection */
@@ -171,11 +173,20 @@ enum fail_kind {
 };
 
 static const char *const fail_names[F_KINDS] = {
-    "outer non-200", "outer not message/ohttp-res", "open failure", "inner non-2xx",
-    "stream reset", "connection lost", "local error"};
+    "outer non-200", "outer not message/ohttp-res",
+    "open failure",  "inner non-2xx",
+    "stream reset",  "connection lost",
+    "local error"};
+
+struct thread_cpu {
+    long tid;
+    double s;
+};
 
 struct cpu_snap {
-    double zaslon_s; /* utime+stime */
+    double zaslon_s;                    /* utime+stime */
+    struct thread_cpu thr[MAX_THREADS]; /* zaslon's threads (workers), by tid */
+    int n_thr;
     double peers_s;
     double self_s;
     unsigned long long cpu_busy[2], cpu_total[2]; /* /proc/stat cpu0, cpu1 */
@@ -191,9 +202,9 @@ struct gen {
     struct addrinfo *addr;
     struct conn *conns;
     struct item *items;
-    size_t n_items;    /* sealed */
-    size_t next_item;  /* next never-sent item */
-    size_t *retry;     /* items refused before processing, to send again */
+    size_t n_items;   /* sealed */
+    size_t next_item; /* next never-sent item */
+    size_t *retry;    /* items refused before processing, to send again */
     size_t n_retry;
     struct event *stop_ev, *hard_ev;
     bool started, stopping, finished;
@@ -228,11 +239,10 @@ static double self_cpu(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* utime+stime of |pid| in seconds (all its threads), -1 if unreadable. */
-static double proc_cpu(long pid)
+/* utime+stime in seconds from a /proc/.../stat file, -1 if unreadable. */
+static double stat_cpu(const char *path)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    char buf[2048];
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
@@ -262,6 +272,39 @@ static double proc_cpu(long pid)
     if (tck <= 0)
         return -1;
     return (double)(ut + st) / (double)tck;
+}
+
+/* utime+stime of |pid| in seconds (all its threads), -1 if unreadable. */
+static double proc_cpu(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    return stat_cpu(path);
+}
+
+/* The CPU time of each thread of |pid| (at most MAX_THREADS). */
+static void thread_cpus(long pid, struct cpu_snap *s)
+{
+    char path[64];
+    s->n_thr = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && s->n_thr < MAX_THREADS) {
+        char *end = NULL;
+        errno = 0;
+        long tid = strtol(e->d_name, &end, 10);
+        if (errno || end == e->d_name || *end)
+            continue;
+        char tpath[96];
+        snprintf(tpath, sizeof(tpath), "/proc/%ld/task/%ld/stat", pid, tid);
+        double v = stat_cpu(tpath);
+        if (v >= 0)
+            s->thr[s->n_thr++] = (struct thread_cpu){tid, v};
+    }
+    closedir(d);
 }
 
 static long proc_rss_kib(long pid)
@@ -321,6 +364,9 @@ static void snapshot(struct gen *g, struct cpu_snap *s)
     s->self_s = self_cpu();
     s->zaslon_s = g->o.pid ? proc_cpu(g->o.pid) : 0;
     s->zaslon_rss_kib = g->o.pid ? proc_rss_kib(g->o.pid) : -1;
+    s->n_thr = 0;
+    if (g->o.pid)
+        thread_cpus(g->o.pid, s);
     s->peers_s = 0;
     for (int i = 0; i < g->o.n_peers; i++) {
         double v = proc_cpu(g->o.peer_pids[i]);
@@ -387,8 +433,8 @@ static void stream_finish(struct gen *g, struct stream *s)
     } else {
         struct zaslon_response r;
         memset(&r, 0, sizeof(r));
-        int rv = zaslon_open(it->ex, s->body ? s->body : (const uint8_t *)"", s->body_len,
-                             &r);
+        int rv =
+            zaslon_open(it->ex, s->body ? s->body : (const uint8_t *)"", s->body_len, &r);
         if (rv != 0) {
             record(g, s, F_OPEN);
             snprintf(g->last_error, sizeof(g->last_error), "zaslon_open: %s",
@@ -465,8 +511,7 @@ static int on_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id
         return 0;
     if (s->body_len + len > MAX_RESPONSE_BODY) {
         /* Too big to be our answer: give up on this stream only. */
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
-                                  NGHTTP2_CANCEL);
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
         s->status = -2;
         return 0;
     }
@@ -576,8 +621,8 @@ static bool submit_one(struct conn *c)
     };
     nghttp2_data_provider prd = {.source = {.ptr = s}, .read_callback = body_read_cb};
     s->t0 = mono();
-    int32_t id = nghttp2_submit_request(c->sess, NULL, hdrs, sizeof(hdrs) / sizeof(hdrs[0]),
-                                        &prd, s);
+    int32_t id = nghttp2_submit_request(c->sess, NULL, hdrs,
+                                        sizeof(hdrs) / sizeof(hdrs[0]), &prd, s);
     if (id < 0) {
         snprintf(g->last_error, sizeof(g->last_error), "nghttp2_submit_request: %s",
                  nghttp2_strerror(id));
@@ -682,7 +727,8 @@ static bool session_init(struct conn *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
     };
     if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
-        nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, 1 << 24) != 0)
+        nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, 1 << 24) !=
+            0)
         return false;
     return true;
 }
@@ -698,7 +744,8 @@ static void event_cb(struct bufferevent *bev, short events, void *arg)
             unsigned int alpn_len = 0;
             SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
             if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
-                snprintf(g->last_error, sizeof(g->last_error), "server did not select h2");
+                snprintf(g->last_error, sizeof(g->last_error),
+                         "server did not select h2");
                 conn_close(c, F_TRANSPORT);
                 check_done(g);
                 return;
@@ -796,9 +843,9 @@ static void conn_open(struct conn *c)
         const char *sni = g->o.sni ? g->o.sni : g->t.host_is_addr ? NULL : g->t.host;
         if ((sni && SSL_set_tlsext_host_name(ssl, sni) != 1) ||
             (!g->o.insecure &&
-             (g->t.host_is_addr ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-                                                                 g->t.host) != 1
-                                : SSL_set1_host(ssl, sni ? sni : g->t.host) != 1))) {
+             (g->t.host_is_addr
+                  ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), g->t.host) != 1
+                  : SSL_set1_host(ssl, sni ? sni : g->t.host) != 1))) {
             SSL_free(ssl);
             goto fail;
         }
@@ -819,7 +866,8 @@ static void conn_open(struct conn *c)
     struct timeval ct = {CONNECT_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, &ct, &ct);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 ||
-        bufferevent_socket_connect(c->bev, g->addr->ai_addr, (int)g->addr->ai_addrlen) != 0) {
+        bufferevent_socket_connect(c->bev, g->addr->ai_addr, (int)g->addr->ai_addrlen) !=
+            0) {
         bufferevent_free(c->bev);
         c->bev = NULL;
         goto fail;
@@ -883,10 +931,11 @@ static void start_window(struct gen *g)
         return;
     }
     snapshot(g, &g->s0);
-    double hard = g->o.timeout > 0 ? g->o.timeout
+    double hard = g->o.timeout > 0    ? g->o.timeout
                   : g->o.duration > 0 ? g->o.duration + 30
                                       : 300;
-    struct timeval tv = {(time_t)hard, (suseconds_t)((hard - (double)(time_t)hard) * 1e6)};
+    struct timeval tv = {(time_t)hard,
+                         (suseconds_t)((hard - (double)(time_t)hard) * 1e6)};
     if (event_add(g->hard_ev, &tv) != 0) {
         /* Without its bound the run may not start. */
         snprintf(g->last_error, sizeof(g->last_error), "cannot arm the hard timeout");
@@ -1066,8 +1115,8 @@ static int parse_url(const char *url, struct target *t)
         return -1;
     snprintf(t->port, sizeof(t->port), "%ld", pn);
     struct in6_addr tmp;
-    t->host_is_addr = inet_pton(AF_INET, t->host, &tmp) == 1 ||
-                      inet_pton(AF_INET6, t->host, &tmp) == 1;
+    t->host_is_addr =
+        inet_pton(AF_INET, t->host, &tmp) == 1 || inet_pton(AF_INET6, t->host, &tmp) == 1;
     return 0;
 }
 
@@ -1102,7 +1151,8 @@ static int setup_tls(struct gen *g)
     if (SSL_CTX_set_min_proto_version(g->ssl_ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_alpn_protos(g->ssl_ctx, alpn, sizeof(alpn) - 1) != 0)
         return -1;
-    if (g->o.tls13_ciphers && SSL_CTX_set_ciphersuites(g->ssl_ctx, g->o.tls13_ciphers) != 1)
+    if (g->o.tls13_ciphers &&
+        SSL_CTX_set_ciphersuites(g->ssl_ctx, g->o.tls13_ciphers) != 1)
         return -1;
     if (g->o.insecure) {
         SSL_CTX_set_verify(g->ssl_ctx, SSL_VERIFY_NONE, NULL);
@@ -1167,6 +1217,12 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int cmp_double_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
 static double pct_ms(const uint32_t *v, size_t n, double p)
 {
     if (n == 0)
@@ -1189,7 +1245,8 @@ static void report(struct gen *g, double seal_s, double seal_cpu)
     uint64_t unsent = g->n_items - g->next_item + pending;
     double rps = secs > 0 ? (double)g->ok / secs : 0;
     qsort(g->lat_us, g->n_lat, sizeof(uint32_t), cmp_u32);
-    double p50 = pct_ms(g->lat_us, g->n_lat, 0.50), p90 = pct_ms(g->lat_us, g->n_lat, 0.90),
+    double p50 = pct_ms(g->lat_us, g->n_lat, 0.50),
+           p90 = pct_ms(g->lat_us, g->n_lat, 0.90),
            p99 = pct_ms(g->lat_us, g->n_lat, 0.99),
            pmax = g->n_lat ? g->lat_us[g->n_lat - 1] / 1000.0 : 0;
     double gen_cpu = b->self_s - a->self_s;
@@ -1200,7 +1257,32 @@ static void report(struct gen *g, double seal_s, double seal_cpu)
     double busy[2];
     for (int i = 0; i < 2; i++) {
         unsigned long long tot = b->cpu_total[i] - a->cpu_total[i];
-        busy[i] = tot ? 100.0 * (double)(b->cpu_busy[i] - a->cpu_busy[i]) / (double)tot : 0;
+        busy[i] =
+            tot ? 100.0 * (double)(b->cpu_busy[i] - a->cpu_busy[i]) / (double)tot : 0;
+    }
+    /* Busy threads of zaslon over the window, busiest first: how evenly the workers
+       shared the load. */
+    char thr_list[256] = "";
+    {
+        double d[MAX_THREADS];
+        int nd = 0;
+        for (int i = 0; i < b->n_thr; i++) {
+            double before = 0;
+            for (int j = 0; j < a->n_thr; j++)
+                if (a->thr[j].tid == b->thr[i].tid)
+                    before = a->thr[j].s;
+            if (b->thr[i].s - before >= 0.005)
+                d[nd++] = b->thr[i].s - before;
+        }
+        qsort(d, (size_t)nd, sizeof(double), cmp_double_desc);
+        size_t pos = 0;
+        for (int i = 0; i < nd && pos < sizeof(thr_list) - 16; i++) {
+            int w = snprintf(thr_list + pos, sizeof(thr_list) - pos, "%s%.2f",
+                             i ? "," : "", d[i]);
+            if (w < 0)
+                break;
+            pos += (size_t)w;
+        }
     }
     if (!g->o.quiet) {
         printf("zl_sealload: %s, %d connections x %d streams, %zu fresh sealed requests "
@@ -1210,7 +1292,8 @@ static void report(struct gen *g, double seal_s, double seal_cpu)
         printf("  pre-sealed in %.2f s: %.1f us of generator CPU per zaslon_seal (not in "
                "the window)\n",
                seal_s, g->n_items ? seal_cpu * 1e6 / (double)g->n_items : 0);
-        printf("  window: %.3f s%s\n", secs, g->stopping ? " (stopped by -D or timeout)" : "");
+        printf("  window: %.3f s%s\n", secs,
+               g->stopping ? " (stopped by -D or timeout)" : "");
         printf("  requests: %" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64
                " unfinished (sent, no answer); %" PRIu64 " sealed but not sent; %" PRIu64
                " refused-and-resent, %" PRIu64 " reconnects\n",
@@ -1224,8 +1307,8 @@ static void report(struct gen *g, double seal_s, double seal_cpu)
         if (g->last_error[0])
             printf("    last error: %s\n", g->last_error);
         printf("  throughput: %.0f sealed requests/s ok\n", rps);
-        printf("  latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", p50, p90,
-               p99, pmax);
+        printf("  latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", p50,
+               p90, p99, pmax);
         printf("  generator CPU: %.2f s = %.0f%% of one core, %.1f us per request%s\n",
                gen_cpu, gen_pct, done ? gen_cpu * 1e6 / (double)done : 0,
                gen_pct > 90 ? "  <-- the generator was (nearly) saturated" : "");
@@ -1234,23 +1317,27 @@ static void report(struct gen *g, double seal_s, double seal_cpu)
                    "request -> %.0f sealed requests/s per core; RSS %ld -> %ld KiB\n",
                    g->o.pid, z_cpu, secs > 0 ? z_cpu / secs : 0, z_us,
                    z_us > 0 ? 1e6 / z_us : 0, a->zaslon_rss_kib, b->zaslon_rss_kib);
+        if (g->o.pid && thr_list[0])
+            printf("  zaslon threads busy over the window (CPU s): %s\n", thr_list);
         if (g->o.n_peers)
             printf("  peer processes CPU: %.2f s, %.1f us per request\n", peers,
                    done ? peers * 1e6 / (double)done : 0);
         printf("  machine: cpu0 %.0f%% busy, cpu1 %.0f%% busy over the window\n", busy[0],
                busy[1]);
     }
-    printf("RESULT ok=%" PRIu64 " failed=%" PRIu64 " unfinished=%" PRIu64
-           " unsent=%" PRIu64 " seconds=%.3f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-           "gen_cpu_pct=%.1f gen_cpu_us=%.1f zaslon_cpu_s=%.3f zaslon_cpu_us=%.2f "
-           "zaslon_per_core_rps=%.0f zaslon_cores=%.3f peer_cpu_us=%.1f cpu0_busy=%.1f "
-           "cpu1_busy=%.1f rss_kib_before=%ld rss_kib_after=%ld reconnects=%" PRIu64
-           " seal_us=%.1f\n",
-           g->ok, failed, unfinished, unsent, secs, rps, p50, p90, p99, pmax, gen_pct,
-           done ? gen_cpu * 1e6 / (double)done : 0, z_cpu, z_us, z_us > 0 ? 1e6 / z_us : 0,
-           secs > 0 ? z_cpu / secs : 0, done ? peers * 1e6 / (double)done : 0, busy[0],
-           busy[1], a->zaslon_rss_kib, b->zaslon_rss_kib, g->reconnects,
-           g->n_items ? seal_cpu * 1e6 / (double)g->n_items : 0);
+    printf(
+        "RESULT ok=%" PRIu64 " failed=%" PRIu64 " unfinished=%" PRIu64 " unsent=%" PRIu64
+        " seconds=%.3f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+        "gen_cpu_pct=%.1f gen_cpu_us=%.1f zaslon_cpu_s=%.3f zaslon_cpu_us=%.2f "
+        "zaslon_per_core_rps=%.0f zaslon_cores=%.3f peer_cpu_us=%.1f cpu0_busy=%.1f "
+        "cpu1_busy=%.1f rss_kib_before=%ld rss_kib_after=%ld reconnects=%" PRIu64
+        " seal_us=%.1f zaslon_threads=%s\n",
+        g->ok, failed, unfinished, unsent, secs, rps, p50, p90, p99, pmax, gen_pct,
+        done ? gen_cpu * 1e6 / (double)done : 0, z_cpu, z_us, z_us > 0 ? 1e6 / z_us : 0,
+        secs > 0 ? z_cpu / secs : 0, done ? peers * 1e6 / (double)done : 0, busy[0],
+        busy[1], a->zaslon_rss_kib, b->zaslon_rss_kib, g->reconnects,
+        g->n_items ? seal_cpu * 1e6 / (double)g->n_items : 0,
+        thr_list[0] ? thr_list : "-");
 }
 
 int main(int argc, char **argv)
