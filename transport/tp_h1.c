@@ -282,17 +282,12 @@ static size_t h1_pending(const struct tp_req *req)
     return evbuffer_get_length(bufferevent_get_output(r->h1->c->bev));
 }
 
-static void h1_set_handler(struct tp_req *req)
-{
-}
-
 static void h1_set_close(struct tp_req *req)
 {
     ((struct h1_req *)req)->h1->keep_alive = false;
 }
 
 static const struct tp_req_ops h1_ops = {
-    .set_handler = h1_set_handler,
     .respond = h1_respond,
     .write = h1_write,
     .write_ref = h1_write_ref,

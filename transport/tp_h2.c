@@ -318,16 +318,11 @@ static size_t h2_pending(const struct tp_req *req)
     return evbuffer_get_length(((const struct h2_stream *)req)->out);
 }
 
-static void h2_set_handler(struct tp_req *req)
-{
-}
-
 static void h2_set_close(struct tp_req *req)
 {
 }
 
 static const struct tp_req_ops h2_ops = {
-    .set_handler = h2_set_handler,
     .respond = h2_respond,
     .write = h2_write,
     .write_ref = h2_write_ref,

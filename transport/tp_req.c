@@ -6,7 +6,6 @@ void tp_req_set_handler(struct tp_req *req, const struct tp_req_handler *h, void
 {
     req->handler = h;
     req->handler_data = data;
-    req->ops->set_handler(req);
 }
 
 int tp_req_respond(struct tp_req *req, int status, const struct tp_header *headers,

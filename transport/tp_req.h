@@ -109,7 +109,6 @@ const struct tp_header *tp_req_header(const struct tp_req *req, const char *name
 
 /* Transport-private operations table, one per protocol. */
 struct tp_req_ops {
-    void (*set_handler)(struct tp_req *req);
     int (*respond)(struct tp_req *req, int status, const struct tp_header *headers,
                    size_t nheaders, int64_t content_length, bool end);
     bool (*write)(struct tp_req *req, struct evbuffer *data);
