@@ -10,7 +10,15 @@
 
    Handlers may call tp_req_* from anywhere, including nghttp2 callbacks: those calls
    only submit frames and schedule the connection's "kick", which sends on the next loop
-   turn. Streams die only in on_stream_close (or when the session is freed). */
+   turn. Streams die only in on_stream_close (or when the session is freed).
+
+   Two per-connection budgets sit beside nghttp2's own limits (SETTINGS, outbound ACK,
+   CONTINUATION count, incoming RST_STREAM rate): one for "glitches", frames an honest
+   peer has little reason to send (invalid frames, PRIORITY, empty DATA without
+   END_STREAM, empty CONTINUATION, unknown frame types), and one for the resets the
+   peer provokes us into sending ("MadeYouReset"). Both are token buckets with the
+   reset budget's burst and rate; an empty one ends the connection with
+   GOAWAY(ENHANCE_YOUR_CALM). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,12 @@ struct h2_stream {
     TAILQ_ENTRY(h2_stream) link;
 };
 
+/* A token bucket in thousandths of a token, refilled from the connection's clock. */
+struct budget {
+    uint64_t milli;
+    uint64_t stamp_ms;
+};
+
 struct tp_h2 {
     struct tp_conn *c;
     nghttp2_session *session;
@@ -68,6 +82,9 @@ struct tp_h2 {
     bool got_settings;
     bool in_header_block;
     bool goaway_final;
+    bool calm;               /* a budget ran out: GOAWAY(ENHANCE_YOUR_CALM) queued */
+    struct budget glitches;  /* frames an honest peer has little reason to send */
+    struct budget resets;    /* RST_STREAM we were made to send */
 };
 
 static const struct tp_req_ops h2_ops;
@@ -89,6 +106,45 @@ static void update_deadline(struct tp_h2 *h2)
     } else if (c->deadline != TP_DL_NONE) {
         tp_conn_set_deadline(c, TP_DL_NONE);
     }
+}
+
+/* -------------------------------------------------------------------- budgets --- */
+
+static void budget_init(struct budget *b, const struct tp_server_limits *l, uint64_t now)
+{
+    b->milli = (uint64_t)l->stream_reset_burst * 1000;
+    b->stamp_ms = now;
+}
+
+/* Takes one token; false when the bucket is empty. */
+static bool budget_take(struct budget *b, const struct tp_server_limits *l, uint64_t now)
+{
+    uint64_t cap = (uint64_t)l->stream_reset_burst * 1000;
+    if (now > b->stamp_ms) {
+        /* ms times tokens per second is thousandths of a token. */
+        b->milli += (now - b->stamp_ms) * l->stream_reset_rate;
+        if (b->milli > cap)
+            b->milli = cap;
+        b->stamp_ms = now;
+    }
+    if (b->milli < 1000)
+        return false;
+    b->milli -= 1000;
+    return true;
+}
+
+/* Spends one token of |b|; an empty bucket queues GOAWAY(ENHANCE_YOUR_CALM) naming the
+   last stream processed, and tp_h2_on_read stops reading and closes after the flush. */
+static void spend(struct tp_h2 *h2, struct budget *b)
+{
+    struct tp_conn *c = h2->c;
+    if (h2->calm || c->limits.stream_reset_burst == 0 ||
+        budget_take(b, &c->limits, tp_conn_now_ms(c)))
+        return;
+    h2->calm = true;
+    tp_conn_event(c, TP_EV_FLOOD);
+    nghttp2_session_terminate_session(h2->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    schedule(h2);
 }
 
 /* -------------------------------------------------------------------- streams --- */
@@ -344,7 +400,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
                             void *user_data)
 {
     struct tp_h2 *h2 = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST ||
+        h2->calm)
         return 0;
     h2->in_header_block = true;
     update_deadline(h2);
@@ -384,6 +441,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     s->hsize += namelen + valuelen + 32;
     if (s->hsize > c->limits.header_list_size || s->nfields >= c->limits.header_fields) {
         s->too_large = true;
+        spend(h2, &h2->glitches);
         return 0;
     }
     struct field f = {0};
@@ -622,6 +680,18 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data)
 {
     struct tp_h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        /* Resets answering the peer's protocol errors (flow control, frames on a closed
+           stream, streams beyond the limit) are ones it can provoke at will. Those for
+           our own reasons (a failed backend, an early response, the per-connection
+           cap) are not counted: an honest connection must not pay for them. */
+        uint32_t e = frame->rst_stream.error_code;
+        if (e != NGHTTP2_NO_ERROR && e != NGHTTP2_INTERNAL_ERROR && e != NGHTTP2_CANCEL &&
+            !(e == NGHTTP2_REFUSED_STREAM &&
+              h2->c->nreqs >= h2->c->limits.max_requests_per_conn))
+            spend(h2, &h2->resets);
+        return 0;
+    }
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
@@ -631,6 +701,55 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
     if (s && !s->body_complete)
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     return 0;
+}
+
+/* Frame headers, before their payload: the glitches nghttp2 accepts quietly. */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                          void *user_data)
+{
+    struct tp_h2 *h2 = user_data;
+    bool glitch;
+    switch (hd->type) {
+    case NGHTTP2_DATA:
+        glitch = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+        break;
+    case NGHTTP2_CONTINUATION:
+        glitch = hd->length == 0;
+        break;
+    case NGHTTP2_PRIORITY:
+        /* We announce SETTINGS_NO_RFC7540_PRIORITIES: these only cost us work. */
+        glitch = true;
+        break;
+    default:
+        /* Extension types reach here because start() registers them all. */
+        glitch = hd->type > NGHTTP2_CONTINUATION;
+        break;
+    }
+    if (glitch)
+        spend(h2, &h2->glitches);
+    return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
+                            int lib_error_code, void *user_data)
+{
+    /* WINDOW_UPDATE of 0, window overflow, a stream depending on itself, ... */
+    spend(user_data, &((struct tp_h2 *)user_data)->glitches);
+    return 0;
+}
+
+/* Unknown frame types are registered as extensions only so that on_begin_frame sees
+   them; their payloads are dropped. */
+static int on_extension_chunk(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                              const uint8_t *data, size_t len, void *user_data)
+{
+    return 0;
+}
+
+static int unpack_extension(nghttp2_session *session, void **payload,
+                            const nghttp2_frame_hd *hd, void *user_data)
+{
+    return NGHTTP2_ERR_CANCEL;
 }
 
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
@@ -749,6 +868,12 @@ void tp_h2_on_read(struct tp_conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
         struct evbuffer_iovec v;
+        if (h2->calm) {
+            /* Out of budget: nothing more from this peer is read. The GOAWAY goes out
+               and the session, wanting neither to read nor write, closes after it. */
+            evbuffer_drain(in, evbuffer_get_length(in));
+            break;
+        }
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
         ssize_t n = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
@@ -817,6 +942,10 @@ static nghttp2_session_callbacks *callbacks(struct tp_server *srv)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
     nghttp2_session_callbacks_set_select_padding_callback(cbs, select_padding);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+    nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(cbs, on_extension_chunk);
+    nghttp2_session_callbacks_set_unpack_extension_callback(cbs, unpack_extension);
     srv->h2_callbacks = cbs;
     return cbs;
 }
@@ -834,6 +963,8 @@ int tp_h2_start(struct tp_conn *c)
         return TP_ERR_NOMEM;
     h2->c = c;
     TAILQ_INIT(&h2->streams);
+    budget_init(&h2->glitches, &c->limits, tp_conn_now_ms(c));
+    budget_init(&h2->resets, &c->limits, tp_conn_now_ms(c));
     nghttp2_session_callbacks *cbs = callbacks(c->server);
     nghttp2_option *opt = NULL;
     if (!cbs || nghttp2_option_new(&opt) != 0)
@@ -849,6 +980,10 @@ int tp_h2_start(struct tp_conn *c)
 #ifdef ZASLON_HAVE_NGHTTP2_MAX_CONTINUATIONS
     nghttp2_option_set_max_continuations(opt, l->max_continuations);
 #endif
+    /* Every type past the RFC 9113 ones, so that a flood of them is seen and counted
+       (nghttp2 skips unregistered ones without a callback). */
+    for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
+        nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
     int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
     nghttp2_option_del(opt);
     if (rv != 0)

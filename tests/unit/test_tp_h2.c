@@ -423,6 +423,194 @@ static void cap_refuses_late_streams(void)
     CU_ASSERT_EQUAL(st[2].error, NGHTTP2_REFUSED_STREAM);
 }
 
+
+/* ---- raw frames: floods and budgets */
+
+struct raw {
+    struct event_base *base;
+    struct evbuffer *in;
+    int goaway;     /* error code of the server's GOAWAY, or -1 */
+    bool ping_ack;  /* the PING ACK for our final PING arrived */
+    bool eof;
+    unsigned rsts;  /* RST_STREAM frames received */
+};
+
+static void raw_scan(struct raw *r)
+{
+    for (;;) {
+        size_t have = evbuffer_get_length(r->in);
+        if (have < 9)
+            return;
+        uint8_t *h = evbuffer_pullup(r->in, 9);
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        if (have < 9 + len)
+            return;
+        uint8_t *f = evbuffer_pullup(r->in, (ev_ssize_t)(9 + len));
+        if (f[3] == NGHTTP2_GOAWAY && len >= 8)
+            r->goaway = f[9 + 4] << 24 | f[9 + 5] << 16 | f[9 + 6] << 8 | f[9 + 7];
+        if (f[3] == NGHTTP2_PING && (f[4] & NGHTTP2_FLAG_ACK) && len == 8 &&
+            memcmp(f + 9, "zlpingzl", 8) == 0) {
+            r->ping_ack = true;
+            event_base_loopexit(r->base, NULL);
+        }
+        if (f[3] == NGHTTP2_RST_STREAM)
+            r->rsts++;
+        evbuffer_drain(r->in, 9 + len);
+    }
+}
+
+static void raw_read(struct bufferevent *bev, void *arg)
+{
+    struct raw *r = arg;
+    evbuffer_add_buffer(r->in, bufferevent_get_input(bev));
+    raw_scan(r);
+}
+
+static void raw_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct raw *r = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    r->eof = true;
+    event_base_loopexit(r->base, NULL);
+}
+
+static void frame(struct evbuffer *b, uint8_t type, uint8_t flags, uint32_t sid,
+                  const void *payload, size_t len)
+{
+    uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, type, flags,
+                    (uint8_t)(sid >> 24 & 0x7f), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
+                    (uint8_t)sid};
+    evbuffer_add(b, h, 9);
+    if (len)
+        evbuffer_add(b, payload, len);
+}
+
+/* GET / with authority a.b, as HPACK: indexed :method, :scheme, :path; literal
+   :authority without indexing. */
+static const uint8_t get_block[] = {0x82, 0x86, 0x84, 0x01, 0x03, 'a', '.', 'b'};
+
+/* Connects to a fresh server with |lim|, sends the preface, an empty SETTINGS, then
+   |attack|, then a PING; runs until the PING's ACK, the close, or 10 s. */
+static void raw_run(const struct tp_server_limits *lim, struct evbuffer *attack,
+                    struct raw *r)
+{
+    struct event_base *base = event_base_new();
+    struct tp_server_opts opts = {.on_request = on_request, .limits = *lim};
+    struct tp_server *srv;
+    CU_ASSERT_FATAL(tp_server_new(base, &opts, &srv) == 0);
+    int fd;
+    CU_ASSERT_FATAL(tp_listen_socket("127.0.0.1", 0, &fd) == 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    CU_ASSERT_FATAL(tp_server_listen(srv, fd, NULL) == 0);
+    *r = (struct raw){.base = base, .in = evbuffer_new(), .goaway = -1};
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, raw_read, NULL, raw_event, r);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_socket_connect(bev, (struct sockaddr *)&sin, sizeof(sin));
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evbuffer_add(out, NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN);
+    frame(out, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
+    evbuffer_add_buffer(out, attack);
+    frame(out, NGHTTP2_PING, 0, 0, "zlpingzl", 8);
+    struct timeval tv = {10, 0};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    bufferevent_free(bev);
+    evbuffer_free(r->in);
+    tp_server_free(srv);
+    event_base_free(base);
+}
+
+static void small_budget(struct tp_server_limits *l)
+{
+    tp_server_limits_default(l);
+    l->stream_reset_burst = 20;
+    l->stream_reset_rate = 1;
+}
+
+static void glitch_budget(void)
+{
+    struct tp_server_limits l;
+    small_budget(&l);
+    /* Each kind alone, within the burst: answered, connection kept. Over it: calm. */
+    for (int kind = 0; kind < 4; kind++) {
+        for (int n = 15; n <= 60; n += 45) {
+            struct evbuffer *a = evbuffer_new();
+            for (int i = 0; i < n; i++) {
+                uint32_t sid = (uint32_t)(2 * i + 1);
+                static const uint8_t prio[5] = {0, 0, 0, 0, 16};
+                switch (kind) {
+                case 0: /* an unknown frame type */
+                    frame(a, 0x42, 0, 0, "junk", 4);
+                    break;
+                case 1: /* PRIORITY */
+                    frame(a, NGHTTP2_PRIORITY, 0, sid, prio, 5);
+                    break;
+                case 2: /* empty DATA without END_STREAM, on one open stream */
+                    if (i == 0)
+                        frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, get_block,
+                              sizeof(get_block));
+                    frame(a, NGHTTP2_DATA, 0, 1, NULL, 0);
+                    break;
+                case 3: /* HEADERS then empty CONTINUATION frames, finished at the end */
+                    if (i == 0)
+                        frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, get_block,
+                              sizeof(get_block));
+                    frame(a, NGHTTP2_CONTINUATION, i == n - 1 ? NGHTTP2_FLAG_END_HEADERS : 0,
+                          1, NULL, 0);
+                    break;
+                }
+            }
+            struct raw r;
+            struct tp_server_limits lk = l;
+            if (kind == 3)
+                lk.max_continuations = 100; /* the budget, not nghttp2's cap, is tested */
+            raw_run(&lk, a, &r);
+            evbuffer_free(a);
+            if (n < 20) {
+                CU_ASSERT_TRUE(r.ping_ack);
+                CU_ASSERT_EQUAL(r.goaway, -1);
+            } else {
+                CU_ASSERT_FALSE(r.ping_ack);
+                CU_ASSERT_EQUAL(r.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+                CU_ASSERT_TRUE(r.eof);
+            }
+        }
+    }
+}
+
+static void provoked_reset_budget(void)
+{
+    /* A WINDOW_UPDATE that overflows a stream's window makes the server reset it
+       (FLOW_CONTROL_ERROR): 15 such streams are within the burst of 20, 40 are not. */
+    struct tp_server_limits l;
+    small_budget(&l);
+    for (int n = 15; n <= 40; n += 25) {
+        struct evbuffer *a = evbuffer_new();
+        for (int i = 0; i < n; i++) {
+            uint32_t sid = (uint32_t)(2 * i + 1);
+            frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+                  sid, get_block, sizeof(get_block));
+            frame(a, NGHTTP2_WINDOW_UPDATE, 0, sid, "\x7f\xff\xff\xff", 4);
+        }
+        struct raw r;
+        raw_run(&l, a, &r);
+        evbuffer_free(a);
+        if (n < 20) {
+            CU_ASSERT_TRUE(r.ping_ack);
+            CU_ASSERT_EQUAL(r.goaway, -1);
+            CU_ASSERT_EQUAL(r.rsts, (unsigned)n);
+        } else {
+            CU_ASSERT_FALSE(r.ping_ack);
+            CU_ASSERT_EQUAL(r.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+            CU_ASSERT_TRUE(r.eof);
+        }
+    }
+}
+
 int test_tp_h2(void)
 {
     CU_pSuite s = CU_add_suite("tp_h2", NULL, NULL);
@@ -432,7 +620,10 @@ int test_tp_h2(void)
         !CU_add_test(s, "300 streams on one connection", many_streams) ||
         !CU_add_test(s, "DATA frames padded to a block", data_padding) ||
         !CU_add_test(s, "streams past the per-connection cap are refused",
-                     cap_refuses_late_streams))
+                     cap_refuses_late_streams) ||
+        !CU_add_test(s, "glitch floods spend the budget, then GOAWAY(ENHANCE_YOUR_CALM)",
+                     glitch_budget) ||
+        !CU_add_test(s, "provoked resets spend the budget", provoked_reset_budget))
         return -1;
     return 0;
 }
