@@ -83,6 +83,7 @@ struct tp_h2 {
     bool in_header_block;
     bool goaway_final;
     bool calm;               /* a budget ran out: GOAWAY(ENHANCE_YOUR_CALM) queued */
+    bool goaway_error;       /* a GOAWAY with an error code went out */
     struct budget glitches;  /* frames an honest peer has little reason to send */
     struct budget resets;    /* RST_STREAM we were made to send */
 };
@@ -433,15 +434,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers are not passed on */
     struct h2_stream *s = get_stream(h2, frame->hd.stream_id);
-    if (!s || s->too_large)
+    if (!s)
         return 0;
     struct tp_conn *c = h2->c;
     /* RFC 9113 6.5.2 accounting: name + value + 32 per field. Past the cap the block
        is still decoded (HPACK state must stay in step) but nothing more is kept. */
     s->hsize += namelen + valuelen + 32;
     if (s->hsize > c->limits.header_list_size || s->nfields >= c->limits.header_fields) {
+        if (!s->too_large)
+            spend(h2, &h2->glitches);
         s->too_large = true;
-        spend(h2, &h2->glitches);
+        /* Far past the cap (an HPACK bomb: one big table entry referenced thousands of
+           times) the stream is reset instead of answered, so nghttp2 stops handing
+           over, and checking, the fields of the rest of the block. */
+        if (s->hsize > 4 * c->limits.header_list_size)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         return 0;
     }
     struct field f = {0};
@@ -680,6 +687,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data)
 {
     struct tp_h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR)
+        h2->goaway_error = true;
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
         /* Resets answering the peer's protocol errors (flow control, frames on a closed
            stream, streams beyond the limit) are ones it can provoke at will. Those for
@@ -843,7 +852,9 @@ static bool h2_flush(struct tp_h2 *h2)
         }
     }
     if (!nghttp2_session_want_read(h2->session) && !nghttp2_session_want_write(h2->session)) {
-        tp_conn_close_after_flush(c, false);
+        /* After an error GOAWAY the peer is likely still sending: closing with its
+           bytes unread would reset the connection and could destroy the GOAWAY. */
+        tp_conn_close_after_flush(c, h2->goaway_error);
         return true;
     }
     /* A peer that does not read stops being read: floods of PING or SETTINGS cannot
