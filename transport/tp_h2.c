@@ -730,7 +730,7 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
         glitch = true;
         break;
     default:
-        /* Extension types reach here because start() registers them all. */
+        /* Other extension types reach here because start() registers them. */
         glitch = hd->type > NGHTTP2_CONTINUATION;
         break;
     }
@@ -992,9 +992,11 @@ int tp_h2_start(struct tp_conn *c)
     nghttp2_option_set_max_continuations(opt, l->max_continuations);
 #endif
     /* Every type past the RFC 9113 ones, so that a flood of them is seen and counted
-       (nghttp2 skips unregistered ones without a callback). */
+       (nghttp2 skips unregistered ones without a callback); all but RFC 9218's
+       PRIORITY_UPDATE, which browsers send once RFC 7540 priorities are off. */
     for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
-        nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
+        if (t != NGHTTP2_PRIORITY_UPDATE)
+            nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
     int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
     nghttp2_option_del(opt);
     if (rv != 0)

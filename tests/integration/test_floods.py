@@ -59,13 +59,13 @@ def budget_frames(seconds, per=1):
     return per * (BURST + int(RATE * seconds) + 1) + BATCH + per
 
 
-def start(env, sink, **limits):
+def start(env, sink, log_level="info", **limits):
     a = env.backend("a")
     cfg = zl.edge_config(env, tls=False,
                          backends={"a": a, "sink": zl.backend_block(url=sink.url)},
                          routes=[zl.route("a", path="/api/"), zl.route("a", path="/slow/"),
                                  zl.route("sink", path="/sink/")],
-                         limits=dict({"write_timeout": "5s"}, **limits), log_level="info")
+                         limits=dict({"write_timeout": "5s"}, **limits), log_level=log_level)
     return a, env.zaslon(cfg)
 
 
@@ -293,7 +293,7 @@ def test_attacks(env):
 
 
 def _attacks(env, sink):
-    a, z = start(env, sink)
+    a, z = start(env, sink, log_level="debug")  # connection events are debug lines
     probe = Probe(env, z)
     time.sleep(3)  # baseline
     base = probe.samples()
@@ -348,6 +348,12 @@ def _attacks(env, sink):
     if RSS_AFTER_MIB is not None and rss1 > rss0 + RSS_AFTER_MIB * 1024:
         failures.append("RSS after %d KiB > baseline %d + %d MiB"
                         % (rss1, rss0, RSS_AFTER_MIB))
+    # The five floods ended by zaslon's own budgets are counted as "flood" events.
+    with open(os.path.join(z.rundir, "error.log")) as f:
+        floods = sum(1 for line in f if line.rstrip().endswith(" flood"))
+    print("  flood events logged: %d" % floods, flush=True)
+    if floods < 5:
+        failures.append("%d flood events logged, want at least 5" % floods)
     assert not failures, "\n".join(failures)
 
 

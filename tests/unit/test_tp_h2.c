@@ -582,6 +582,28 @@ static void glitch_budget(void)
     }
 }
 
+static void priority_update_not_counted(void)
+{
+    /* RFC 9218 PRIORITY_UPDATE is what a browser sends once RFC 7540 priorities are
+       off: 60 of them (three times the burst) on open streams do not end anything. */
+    struct tp_server_limits l;
+    small_budget(&l);
+    struct evbuffer *a = evbuffer_new();
+    for (int i = 0; i < 60; i++) {
+        uint32_t sid = (uint32_t)(2 * i + 1);
+        frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, sid,
+              get_block, sizeof(get_block));
+        uint8_t pu[4 + 3] = {(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
+                             (uint8_t)sid, 'u', '=', '1'};
+        frame(a, NGHTTP2_PRIORITY_UPDATE, 0, 0, pu, sizeof(pu));
+    }
+    struct raw r;
+    raw_run(&l, a, &r);
+    evbuffer_free(a);
+    CU_ASSERT_TRUE(r.ping_ack);
+    CU_ASSERT_EQUAL(r.goaway, -1);
+}
+
 static void provoked_reset_budget(void)
 {
     /* A WINDOW_UPDATE that overflows a stream's window makes the server reset it
@@ -623,7 +645,8 @@ int test_tp_h2(void)
                      cap_refuses_late_streams) ||
         !CU_add_test(s, "glitch floods spend the budget, then GOAWAY(ENHANCE_YOUR_CALM)",
                      glitch_budget) ||
-        !CU_add_test(s, "provoked resets spend the budget", provoked_reset_budget))
+        !CU_add_test(s, "provoked resets spend the budget", provoked_reset_budget) ||
+        !CU_add_test(s, "PRIORITY_UPDATE is not a glitch", priority_update_not_counted))
         return -1;
     return 0;
 }
