@@ -490,10 +490,24 @@ static void frame(struct evbuffer *b, uint8_t type, uint8_t flags, uint32_t sid,
    :authority without indexing. */
 static const uint8_t get_block[] = {0x82, 0x86, 0x84, 0x01, 0x03, 'a', '.', 'b'};
 
+struct later {
+    struct bufferevent *bev;
+    struct evbuffer *data;
+};
+
+static void send_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct later *l = arg;
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    evbuffer_add_buffer(out, l->data);
+    frame(out, NGHTTP2_PING, 0, 0, "zlpingzl", 8);
+}
+
 /* Connects to a fresh server with |lim|, sends the preface, an empty SETTINGS, then
-   |attack|, then a PING; runs until the PING's ACK, the close, or 10 s. */
+   |attack|, then a PING; with |later|, that and the PING follow |later_ms| after
+   |attack|. Runs until the PING's ACK, the close, or 10 s. */
 static void raw_run(const struct tp_server_limits *lim, struct evbuffer *attack,
-                    struct raw *r)
+                    struct evbuffer *later, unsigned later_ms, struct raw *r)
 {
     struct event_base *base = event_base_new();
     struct tp_server_opts opts = {.on_request = on_request, .limits = *lim};
@@ -514,7 +528,13 @@ static void raw_run(const struct tp_server_limits *lim, struct evbuffer *attack,
     evbuffer_add(out, NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN);
     frame(out, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
     evbuffer_add_buffer(out, attack);
-    frame(out, NGHTTP2_PING, 0, 0, "zlpingzl", 8);
+    struct later lt = {bev, later};
+    if (later) {
+        struct timeval d = {later_ms / 1000, (suseconds_t)(later_ms % 1000) * 1000};
+        event_base_once(base, -1, EV_TIMEOUT, send_later, &lt, &d);
+    } else {
+        frame(out, NGHTTP2_PING, 0, 0, "zlpingzl", 8);
+    }
     struct timeval tv = {10, 0};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
@@ -568,7 +588,7 @@ static void glitch_budget(void)
             struct tp_server_limits lk = l;
             if (kind == 3)
                 lk.max_continuations = 100; /* the budget, not nghttp2's cap, is tested */
-            raw_run(&lk, a, &r);
+            raw_run(&lk, a, NULL, 0, &r);
             evbuffer_free(a);
             if (n < 20) {
                 CU_ASSERT_TRUE(r.ping_ack);
@@ -598,10 +618,37 @@ static void priority_update_not_counted(void)
         frame(a, NGHTTP2_PRIORITY_UPDATE, 0, 0, pu, sizeof(pu));
     }
     struct raw r;
-    raw_run(&l, a, &r);
+    raw_run(&l, a, NULL, 0, &r);
     evbuffer_free(a);
     CU_ASSERT_TRUE(r.ping_ack);
     CU_ASSERT_EQUAL(r.goaway, -1);
+}
+
+static void budget_refills(void)
+{
+    /* Burst 20, 10 per second: 15 glitches, then 15 more. Sent together they end the
+       connection; with 1.5 s between them (15 tokens back) they do not. */
+    struct tp_server_limits l;
+    small_budget(&l);
+    l.stream_reset_rate = 10;
+    for (int pause = 0; pause <= 1500; pause += 1500) {
+        struct evbuffer *a = evbuffer_new(), *b = evbuffer_new();
+        for (int i = 0; i < 15; i++) {
+            frame(a, 0x42, 0, 0, "junk", 4);
+            frame(b, 0x42, 0, 0, "junk", 4);
+        }
+        struct raw r;
+        raw_run(&l, a, b, (unsigned)pause, &r);
+        evbuffer_free(a);
+        evbuffer_free(b);
+        if (pause) {
+            CU_ASSERT_TRUE(r.ping_ack);
+            CU_ASSERT_EQUAL(r.goaway, -1);
+        } else {
+            CU_ASSERT_FALSE(r.ping_ack);
+            CU_ASSERT_EQUAL(r.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+    }
 }
 
 static void provoked_reset_budget(void)
@@ -619,7 +666,7 @@ static void provoked_reset_budget(void)
             frame(a, NGHTTP2_WINDOW_UPDATE, 0, sid, "\x7f\xff\xff\xff", 4);
         }
         struct raw r;
-        raw_run(&l, a, &r);
+        raw_run(&l, a, NULL, 0, &r);
         evbuffer_free(a);
         if (n < 20) {
             CU_ASSERT_TRUE(r.ping_ack);
@@ -646,6 +693,7 @@ int test_tp_h2(void)
         !CU_add_test(s, "glitch floods spend the budget, then GOAWAY(ENHANCE_YOUR_CALM)",
                      glitch_budget) ||
         !CU_add_test(s, "provoked resets spend the budget", provoked_reset_budget) ||
+        !CU_add_test(s, "the budget refills at its rate", budget_refills) ||
         !CU_add_test(s, "PRIORITY_UPDATE is not a glitch", priority_update_not_counted))
         return -1;
     return 0;
