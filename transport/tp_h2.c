@@ -742,8 +742,9 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
                             int lib_error_code, void *user_data)
 {
+    struct tp_h2 *h2 = user_data;
     /* WINDOW_UPDATE of 0, window overflow, a stream depending on itself, ... */
-    spend(user_data, &((struct tp_h2 *)user_data)->glitches);
+    spend(h2, &h2->glitches);
     return 0;
 }
 
