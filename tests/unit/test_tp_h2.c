@@ -430,6 +430,7 @@ struct raw {
     struct event_base *base;
     struct evbuffer *in;
     int goaway;     /* error code of the server's GOAWAY, or -1 */
+    uint32_t goaway_last; /* its last stream id */
     bool ping_ack;  /* the PING ACK for our final PING arrived */
     bool eof;
     unsigned rsts;  /* RST_STREAM frames received */
@@ -446,8 +447,11 @@ static void raw_scan(struct raw *r)
         if (have < 9 + len)
             return;
         uint8_t *f = evbuffer_pullup(r->in, (ev_ssize_t)(9 + len));
-        if (f[3] == NGHTTP2_GOAWAY && len >= 8)
+        if (f[3] == NGHTTP2_GOAWAY && len >= 8) {
             r->goaway = f[9 + 4] << 24 | f[9 + 5] << 16 | f[9 + 6] << 8 | f[9 + 7];
+            r->goaway_last = (uint32_t)(f[9] & 0x7f) << 24 | (uint32_t)f[10] << 16 |
+                             (uint32_t)f[11] << 8 | f[12];
+        }
         if (f[3] == NGHTTP2_PING && (f[4] & NGHTTP2_FLAG_ACK) && len == 8 &&
             memcmp(f + 9, "zlpingzl", 8) == 0) {
             r->ping_ack = true;
@@ -675,6 +679,9 @@ static void provoked_reset_budget(void)
         } else {
             CU_ASSERT_FALSE(r.ping_ack);
             CU_ASSERT_EQUAL(r.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+            /* The 21st invalid frame, on the 21st stream (41), spent the last token:
+               the GOAWAY names that stream as the last one processed. */
+            CU_ASSERT_EQUAL(r.goaway_last, 41);
             CU_ASSERT_TRUE(r.eof);
         }
     }
