@@ -956,7 +956,8 @@ static nghttp2_session_callbacks *callbacks(struct tp_server *srv)
     nghttp2_session_callbacks_set_select_padding_callback(cbs, select_padding);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
-    nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(cbs, on_extension_chunk);
+    nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(cbs,
+                                                                   on_extension_chunk);
     nghttp2_session_callbacks_set_unpack_extension_callback(cbs, unpack_extension);
     srv->h2_callbacks = cbs;
     return cbs;

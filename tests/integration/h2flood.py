@@ -83,9 +83,9 @@ class Attacker:
         self.inbuf = bytearray()
         self.res = Result()
         self.pings = self.acked = 0
-        self._send_all(PREFACE + frame(SETTINGS, 0, 0))
+        self.send(PREFACE + frame(SETTINGS, 0, 0))
 
-    def _send_all(self, data, timeout=5.0):
+    def send(self, data, timeout=5.0):
         """Sends |data|; False if the peer closed or the socket stayed full |timeout| s."""
         view = memoryview(data)
         deadline = time.monotonic() + timeout
@@ -156,7 +156,7 @@ class Attacker:
             if sync:
                 self.pings += 1
                 data += frame(PING, 0, 0, self.pings.to_bytes(8, "big"))
-            if not self._send_all(data, timeout=2.0):
+            if not self.send(data, timeout=2.0):
                 break
             self.res.frames += len(chunk)
             if not reading:

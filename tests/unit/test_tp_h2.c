@@ -483,8 +483,8 @@ static void frame(struct evbuffer *b, uint8_t type, uint8_t flags, uint32_t sid,
                   const void *payload, size_t len)
 {
     uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, type, flags,
-                    (uint8_t)(sid >> 24 & 0x7f), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-                    (uint8_t)sid};
+                    (uint8_t)(sid >> 24 & 0x7f), (uint8_t)(sid >> 16),
+                    (uint8_t)(sid >> 8), (uint8_t)sid};
     evbuffer_add(b, h, 9);
     if (len)
         evbuffer_add(b, payload, len);
@@ -583,8 +583,8 @@ static void glitch_budget(void)
                     if (i == 0)
                         frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, get_block,
                               sizeof(get_block));
-                    frame(a, NGHTTP2_CONTINUATION, i == n - 1 ? NGHTTP2_FLAG_END_HEADERS : 0,
-                          1, NULL, 0);
+                    frame(a, NGHTTP2_CONTINUATION,
+                          i == n - 1 ? NGHTTP2_FLAG_END_HEADERS : 0, 1, NULL, 0);
                     break;
                 }
             }
@@ -617,8 +617,9 @@ static void priority_update_not_counted(void)
         uint32_t sid = (uint32_t)(2 * i + 1);
         frame(a, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, sid,
               get_block, sizeof(get_block));
-        uint8_t pu[4 + 3] = {(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-                             (uint8_t)sid, 'u', '=', '1'};
+        /* Prioritized stream id, then the Priority Field Value "u=1". */
+        uint8_t pu[7] = {(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
+                         (uint8_t)sid, 'u', '=', '1'};
         frame(a, NGHTTP2_PRIORITY_UPDATE, 0, 0, pu, sizeof(pu));
     }
     struct raw r;
