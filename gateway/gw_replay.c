@@ -1,6 +1,7 @@
 #include "gw_replay.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ struct shard {
 };
 
 struct gw_replay {
+    atomic_uint refs;
     struct shard shards[SHARDS];
+    size_t capacity; /* as asked for, before rounding */
     size_t per_shard; /* power of two */
     unsigned window_s;
     time_t start;
@@ -36,6 +39,8 @@ int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_re
     size_t per = 64;
     while (per * SHARDS < capacity)
         per *= 2;
+    atomic_init(&r->refs, 1);
+    r->capacity = capacity;
     r->per_shard = per;
     r->window_s = window_s;
     r->start = start;
@@ -53,9 +58,20 @@ int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_re
     return 0;
 }
 
+struct gw_replay *gw_replay_ref(struct gw_replay *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+    return r;
+}
+
+bool gw_replay_same(const struct gw_replay *r, size_t capacity, unsigned window_s)
+{
+    return r->capacity == capacity && r->window_s == window_s;
+}
+
 void gw_replay_free(struct gw_replay *r)
 {
-    if (!r)
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
     for (size_t i = 0; i < SHARDS; i++) {
         if (!r->shards[i].slots)
