@@ -27,8 +27,8 @@ struct gw_gen {
     struct gw_sockets *pool;
     struct gw_runtime *rt; /* owned */
     struct gw_worker *workers;
-    unsigned nworkers;     /* initialised (so joined and freed) */
-    struct sock **socks;   /* referenced, one reference each */
+    unsigned nworkers;   /* initialised (so joined and freed) */
+    struct sock **socks; /* referenced, one reference each */
     size_t nsocks;
     bool draining;
 };

@@ -80,7 +80,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (!gw_gen_draining(g)) {
-            gw_log(GW_LOG_ERROR, "generation %u: its workers ended unasked", gw_gen_id(g));
+            gw_log(GW_LOG_ERROR, "generation %u: its workers ended unasked",
+                   gw_gen_id(g));
             st->status = 1;
         }
         gw_log(GW_LOG_INFO, "generation %u: drained", gw_gen_id(g));
@@ -140,8 +141,9 @@ static void on_hup(struct main_state *st, int sig)
     }
     if (gw_gen_start(g, on_worker_exit, st) != 0) {
         /* Started workers drain at once; the reaper frees the generation. */
-        gw_log(GW_LOG_ERROR, "reload failed, generation %u keeps serving: cannot start "
-                             "worker threads", gw_gen_id(old));
+        gw_log(GW_LOG_ERROR,
+               "reload failed, generation %u keeps serving: cannot start worker threads",
+               gw_gen_id(old));
         /* Keep the old generation last: it is the one serving. */
         st->gens[st->ngens - 1] = old;
         for (size_t i = 0; i + 1 < st->ngens; i++)
@@ -156,7 +158,8 @@ static void on_hup(struct main_state *st, int sig)
            "reload: generation %u serving with %u workers on %zu listening sockets%s; "
            "generation %u draining",
            id, rt->workers, gw_sockets_count(st->pool),
-           kept_replay ? " (replay cache kept)" : (rt->replay ? " (new replay cache)" : ""),
+           kept_replay ? " (replay cache kept)"
+                       : (rt->replay ? " (new replay cache)" : ""),
            gw_gen_id(old));
 }
 

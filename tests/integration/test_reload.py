@@ -16,7 +16,7 @@ from `zaslonctl request`. Fails when:
     (replay cache kept with the same settings; with a new window the restart rule
     refuses anything dated before the reload);
   - after 20 reloads (bursts of 5 within a second) the process has more descriptors or
-    threads than before, or its RSS grew by more than 24 MiB;
+    threads than before, or its RSS grew by more than 8 MiB (48 under ASan);
   - zaslon does not exit 0 on SIGTERM at the end (under ASan: a leak fails the exit)."""
 
 import copy
@@ -151,6 +151,7 @@ class Load:
         self.failures = []    # (kind, what)
         self.bodies = {}      # kind -> last body
         self.goaways = 0      # h2 connections the server closed with GOAWAY
+        self.retried = 0      # keep-alive requests resent (RFC 9112 9.3.1), see below
         self.threads = []
 
     def _ok(self, kind, body=None):
@@ -168,7 +169,8 @@ class Load:
                          ("h2c", lambda: self._h2("h2c", False)),
                          ("h2-b", lambda: self._h2("h2-b", True)),
                          ("h1", lambda: self._h1("h1", True)),
-                         ("h1c", lambda: self._h1("h1c", False))):
+                         ("h1c", lambda: self._h1("h1c", False)),
+                         ("h1-keepalive", lambda: self._h1_keepalive("h1-keepalive"))):
             self._spawn(kind, fn)
         if sealed_args:
             self._spawn("sealed", lambda: self._sealed(sealed_args))
@@ -213,6 +215,37 @@ class Load:
                 self._fail(kind, "status %s" % r.status)
             else:
                 self._ok(kind, r.body)
+        finally:
+            c.close()
+
+    def _h1_keepalive(self, kind):
+        """Cleartext HTTP/1.1, one connection for many requests. A drain closes idle
+        keep-alive connections, and a request sent at that moment meets the close: a
+        client may then resend it on a new connection, if no byte of an answer came
+        (RFC 9112 9.3.1; curl, browsers and proxies do). Those are counted apart;
+        anything else is a failure."""
+        c = self.z.h1(timeout=10)
+        used = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    c.send(zl.H1Conn.build("GET", self.path))
+                    if not c.buf:
+                        c._fill()
+                except (EOFError, ConnectionResetError, BrokenPipeError):
+                    if used == 0:
+                        raise
+                    with self.lock:
+                        self.retried += 1
+                    return
+                r = c.read_response()
+                used += 1
+                if r.status != 200:
+                    self._fail(kind, "status %s" % r.status)
+                else:
+                    self._ok(kind, r.body)
+                if (r.header("connection") or "").lower() == "close":
+                    return
         finally:
             c.close()
 
@@ -282,8 +315,8 @@ def test_reload_under_load(env):
     first_serial = peer_serial(z)
     load = Load(z, "/api/x")
     load.start(sealed_args(z, key2))
-    plain = ("h2", "h2c", "h2-b", "h1", "h1c")
-    zl.wait_until(lambda: len(load.ok) == 6 and min(load.ok.values()) >= 2, 30,
+    plain = ("h2", "h2c", "h2-b", "h1", "h1c", "h1-keepalive")
+    zl.wait_until(lambda: len(load.ok) == 7 and min(load.ok.values()) >= 2, 30,
                   what="every client to succeed twice")
     load.wait_body(("h2", "h2c", "h1", "h1c"), b"backend a /api/x")
     t0 = time.monotonic()
@@ -355,11 +388,14 @@ def test_reload_under_load(env):
     load.finish()
     total = load.total()
     print("  %d requests in %.1fs over 10 reloads: %s; %d h2 connections ended by "
-          "GOAWAY; failures %d" % (total, dt, dict(sorted(load.ok.items())), load.goaways,
-                                   len(load.failures)))
+          "GOAWAY; %d idle keep-alive requests resent; failures %d"
+          % (total, dt, dict(sorted(load.ok.items())), load.goaways, load.retried,
+             len(load.failures)))
     assert not load.failures, "failed requests/connections (%d): %s" % (
         len(load.failures), load.failures[:10])
     assert load.goaways >= 3, "only %d h2 connections saw a GOAWAY" % load.goaways
+    # at most one per reload for the one keep-alive client (each drain closes it once)
+    assert load.retried <= 10, "%d keep-alive requests resent" % load.retried
     for kind in plain + ("sealed",):
         assert load.ok.get(kind, 0) >= 5, "client %s made only %s requests" % (
             kind, load.ok.get(kind))
@@ -557,7 +593,9 @@ def test_many_reloads_no_leak(env):
     rss = z.rss_kib()
     print("  after 21 reloads: %d fds, %d threads (before: %d, %d); RSS %d KiB (before %d)"
           % (fd, tasks, base_fd, base_tasks, rss, base_rss))
-    assert rss < base_rss + 24 * 1024, "RSS grew from %d to %d KiB" % (base_rss, rss)
+    # ASan's quarantine (16 MiB) and shadow memory grow with it; LSan checks leaks there
+    margin = 48 if os.environ.get("ZASLON_SANITIZED") == "1" else 8
+    assert rss < base_rss + margin * 1024, "RSS grew from %d to %d KiB" % (base_rss, rss)
     zl.assert_eq(z.stop(timeout=15), 0, "exit code after 21 reloads")
 
 
