@@ -9,8 +9,9 @@
    Schema (every key optional unless marked required; "# a..b" gives the accepted
    range, and the value shown is the default):
 
-   A reload (SIGHUP) applies every key but error_log and access_log (opened once at
-   start; a reload that changes them is refused). See README.md, "Signals".
+   A reload (SIGHUP) applies every key but error_log, access_log (opened once at
+   start) and sealed.replay_cache (the replay cache is kept across reloads, with its
+   size): a reload that changes them is refused. See README.md, "Signals".
 
      workers: auto | 1..256                 # auto = number of online CPUs
      role: edge | relay | gateway           # edge: relay and gateway in one process;

@@ -13,9 +13,9 @@
    undated request (allowed only for non-strict backends) is protected for one window
    only: its copy is refused while remembered, and nothing dates it after that.
 
-   A reload keeps the cache (and its start time) when the new config asks for the same
-   size and window; otherwise the new cache applies the restart rule from the reload
-   on. */
+   A reload keeps the cache and its start time (a new, empty cache would let through a
+   copy of a request the old one accepted, or the running generation still accepts
+   while it drains). Its window may change then; its size only at a restart. */
 #ifndef ZASLON_GATEWAY_GW_REPLAY_H
 #define ZASLON_GATEWAY_GW_REPLAY_H
 
@@ -44,9 +44,12 @@ int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_re
    whichever generation each copy reaches. Thread-safe. */
 struct gw_replay *gw_replay_ref(struct gw_replay *r);
 
-/* Returns true when a cache made by gw_replay_new(|capacity|, |window_s|, ...) would
-   have the same size and window as |r|: then a reload keeps |r|. */
-bool gw_replay_same(const struct gw_replay *r, size_t capacity, unsigned window_s);
+/* Returns the capacity |r| was made with (as asked, before rounding). */
+size_t gw_replay_capacity(const struct gw_replay *r);
+
+/* Changes the window (a reload). A longer window also lengthens every remembered
+   entry's life, so no copy outlives its entry. Thread-safe. */
+void gw_replay_set_window(struct gw_replay *r, unsigned window_s);
 
 /* Drops one reference; the last one frees the cache. Accepts NULL. */
 void gw_replay_free(struct gw_replay *r);

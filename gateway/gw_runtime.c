@@ -233,12 +233,16 @@ int gw_runtime_load(const char *path, struct gw_runtime **out, char *err, size_t
 
 void gw_runtime_inherit(struct gw_runtime *rt, const struct gw_runtime *old)
 {
-    const struct conf_sealed *cs = &rt->snap->sealed;
-    if (!rt->replay || !old->replay ||
-        !gw_replay_same(old->replay, cs->replay_cache, cs->replay_window_ms / 1000))
+    if (!rt->replay || !old->replay)
         return;
     gw_replay_free(rt->replay);
     rt->replay = gw_replay_ref(old->replay);
+}
+
+void gw_runtime_commit(struct gw_runtime *rt)
+{
+    if (rt->replay)
+        gw_replay_set_window(rt->replay, rt->snap->sealed.replay_window_ms / 1000);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -257,6 +261,11 @@ int gw_runtime_reloadable(const struct gw_runtime *old, const struct gw_runtime 
     if (!same_str(o->access_log, n->access_log))
         return errf(err, errlen, "%s: access_log changed: the log is opened at start; "
                     "restart to apply it", file);
+    /* An empty cache would let copies of what the running one accepted through. */
+    if (old->replay && rt->replay &&
+        gw_replay_capacity(old->replay) != n->sealed.replay_cache)
+        return errf(err, errlen, "%s:%u: sealed.replay_cache changed: the replay cache "
+                    "keeps its size until a restart", file, n->sealed.line);
     return 0;
 }
 

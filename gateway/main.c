@@ -153,6 +153,7 @@ static void on_hup(struct main_state *st, int sig)
     }
     /* The new workers accept on the same sockets already: only now may the old ones
        stop, so no connection waiting in an accept queue is lost. */
+    gw_runtime_commit(rt);
     gw_gen_drain(old);
     gw_log(GW_LOG_INFO,
            "reload: generation %u serving with %u workers on %zu listening sockets%s; "

@@ -12,9 +12,9 @@ from `zaslonctl request`. Fails when:
   - a bad new config (YAML syntax error, unknown adapter, missing certificate, a port
     in use, a changed error_log) is not refused with its reason in the log, or the old
     config stops serving;
-  - a sealed request replayed after a reload reaches the backend a second time
-    (replay cache kept with the same settings; with a new window the restart rule
-    refuses anything dated before the reload);
+  - a sealed request replayed after a reload reaches the backend a second time (the
+    replay cache is kept, also with a new replay_window; a new replay_cache size is
+    refused);
   - after 20 reloads (bursts of 5 within a second) the process has more descriptors or
     threads than before, or its RSS grew by more than 8 MiB (48 under ASan);
   - zaslon does not exit 0 on SIGTERM at the end (under ASan: a leak fails the exit)."""
@@ -525,14 +525,22 @@ def test_replay_across_reload(env):
     r = post_sealed(z, ballots[0])
     zl.assert_status(r, 200, "replayed ballot 0 (a sealed refusal)")
     zl.assert_eq(len(v.records_for("/ballot")), 2, "ballots after a replay across a reload")
-    # new window: a new cache, and the restart rule refuses what is dated before it
+    # a new window: still the same cache
     cfg2 = copy.deepcopy(cfg)
-    cfg2["sealed"]["replay_window"] = "30s"
-    line = reload(z, cfg2, settle=SETTLE)
-    assert "new replay cache" in line, line
+    cfg2["sealed"]["replay_window"] = "90s"
+    line = reload(z, cfg2)
+    assert "replay cache kept" in line, line
     r = post_sealed(z, ballots[1])
     zl.assert_status(r, 200, "replayed ballot 1 (a sealed refusal)")
-    zl.assert_eq(len(v.records_for("/ballot")), 2, "ballots after a replay across a new cache")
+    zl.assert_eq(len(v.records_for("/ballot")), 2, "ballots after a replay, new window")
+    # a new size: refused (an empty cache would let copies through), the old serves
+    cfg3 = copy.deepcopy(cfg2)
+    cfg3["sealed"]["replay_cache"] = 200000
+    line = reload(z, cfg3, refused=True)
+    assert "sealed.replay_cache changed" in line, line
+    r = post_sealed(z, ballots[0])
+    zl.assert_status(r, 200, "replayed ballot 0 after the refused size change")
+    zl.assert_eq(len(v.records_for("/ballot")), 2, "ballots after the refused size change")
     zl.assert_eq(z.stop(timeout=15), 0, "exit code")
 
 

@@ -115,7 +115,7 @@ static void reload_keeps_replay_cache(void)
     struct gw_runtime *old = load(sealed_yaml(dir, "60s", "5000", "stderr"), err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(old);
     struct gw_runtime *same = load(sealed_yaml(dir, "60s", "5000", "stderr"), err, sizeof(err));
-    struct gw_runtime *window = load(sealed_yaml(dir, "30s", "5000", "stderr"), err, sizeof(err));
+    struct gw_runtime *window = load(sealed_yaml(dir, "90s", "5000", "stderr"), err, sizeof(err));
     struct gw_runtime *size = load(sealed_yaml(dir, "60s", "9000", "stderr"), err, sizeof(err));
     struct gw_runtime *logs = load(sealed_yaml(dir, "60s", "5000", "/tmp/zaslon-rt.log"), err,
                                    sizeof(err));
@@ -132,12 +132,21 @@ static void reload_keeps_replay_cache(void)
     CU_ASSERT_PTR_EQUAL(same->replay, old->replay);
     CU_ASSERT_EQUAL(gw_replay_check(same->replay, enc, sizeof(enc), true, now, now, true),
                     GW_REPLAY_SEEN);
-    /* Other settings: a cache of its own. */
+    /* A longer window: still the same cache, and once committed the entry lives a
+       window past its Date under the new window too: a copy dated |now| is still in
+       the 90 s window at now + 80, so it must still be remembered (its first life
+       ended at now + 61). */
+    CU_ASSERT_EQUAL(gw_runtime_reloadable(old, window, err, sizeof(err)), 0);
     gw_runtime_inherit(window, old);
-    gw_runtime_inherit(size, old);
-    CU_ASSERT_PTR_NOT_EQUAL(window->replay, old->replay);
-    CU_ASSERT_PTR_NOT_EQUAL(size->replay, old->replay);
-    /* What only a restart applies. */
+    CU_ASSERT_PTR_EQUAL(window->replay, old->replay);
+    gw_runtime_commit(window);
+    CU_ASSERT_EQUAL(gw_replay_check(old->replay, enc, sizeof(enc), true, now, now + 80,
+                                    true),
+                    GW_REPLAY_SEEN);
+    /* Size: only a restart changes it; and what only a restart applies. */
+    CU_ASSERT_EQUAL(gw_runtime_reloadable(old, size, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "sealed.replay_cache changed"));
     CU_ASSERT_EQUAL(gw_runtime_reloadable(old, same, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(gw_runtime_reloadable(old, logs, err, sizeof(err)), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "error_log changed"));
