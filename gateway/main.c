@@ -74,7 +74,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     size_t kept = 0;
     for (size_t i = 0; i < st->ngens; i++) {
         struct gw_gen *g = st->gens[i];
-        /* A serving generation's workers end only on a failure; drain it then. */
+        /* Workers end when drained; a generation that ended unasked has failed. */
         if (!gw_gen_finished(g)) {
             st->gens[kept++] = g;
             continue;
@@ -88,11 +88,16 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
         gw_gen_free(g);
     }
     st->ngens = kept;
-    if (st->ngens == 0) {
-        if (!st->terminating)
-            st->status = 1;
-        event_base_loopexit(st->base, NULL);
+    if (!st->terminating && !serving(st)) {
+        /* Nothing serves any more: drain what is left and exit with an error. */
+        st->status = 1;
+        st->terminating = true;
+        for (size_t i = 0; i < st->ngens; i++)
+            gw_gen_drain(st->gens[i]);
+        gw_sockets_close(st->pool);
     }
+    if (st->ngens == 0)
+        event_base_loopexit(st->base, NULL);
 }
 
 static void on_term(struct main_state *st, int sig)
