@@ -2,9 +2,11 @@
 """SIGHUP reload (issue 6). zaslon reloads its config while clients keep it busy: TLS h2
 and h2c on long-lived connections (a new connection after each GOAWAY, as RFC 9113
 asks), TLS HTTP/1.1 and cleartext HTTP/1.1 with a new connection per request (so the
-listening sockets' accept queues are exercised on every reload), and sealed requests
-from `zaslonctl request`. Fails when:
-  - any request fails, any connection is refused or reset, or any stream is refused,
+listening sockets' accept queues are exercised on every reload), cleartext HTTP/1.1
+keep-alive, and sealed requests from `zaslonctl request`. Fails when:
+  - any request fails, any connection is refused or reset, or any stream is refused
+    (an HTTP/1.1 request whose connection a drain closed before any byte of an answer
+    is resent, as RFC 9112 9.3.1 allows, and counted apart: at most one per reload),
     across reloads that switch a route to another backend, change a limit
     (max_concurrent_streams, seen in SETTINGS), the worker count, the certificate
     (new connections see the new serial), and the keys (a new key id is served at the
@@ -15,6 +17,8 @@ from `zaslonctl request`. Fails when:
   - a sealed request replayed after a reload reaches the backend a second time (the
     replay cache is kept, also with a new replay_window; a new replay_cache size is
     refused);
+  - SIGTERM right after a reload does not drain both generations (a slow request on
+    the old one completes with 200, exit 0);
   - after 20 reloads (bursts of 5 within a second) the process has more descriptors or
     threads than before, or its RSS grew by more than 8 MiB (48 under ASan);
   - zaslon does not exit 0 on SIGTERM at the end (under ASan: a leak fails the exit)."""
