@@ -9,6 +9,10 @@
    Schema (every key optional unless marked required; "# a..b" gives the accepted
    range, and the value shown is the default):
 
+   A reload (SIGHUP) applies every key but error_log, access_log (opened once at
+   start) and sealed.replay_cache (the replay cache is kept across reloads, with its
+   size): a reload that changes them is refused. See README.md, "Signals".
+
      workers: auto | 1..256                 # auto = number of online CPUs
      role: edge | relay | gateway           # edge: relay and gateway in one process;
                                             #   relay: no keys, forwards sealed bodies to
@@ -60,7 +64,9 @@
        write_timeout: 30s                   # no write progress
        output_buffer: 256k                  # 16k..64m, per connection
        stream_buffer: 64k                   # 16k..16m, per stream, each direction
-       drain_timeout: 30s
+       drain_timeout: 30s                   # SIGTERM, and an old generation after a
+                                            #   reload (SIGHUP): in-flight requests get
+                                            #   this long, then what is left is closed
        max_requests_per_connection: 1000    # then a graceful GOAWAY / Connection: close
        h2_data_padding: 0                   # 0..16k: pad HTTP/2 DATA frames to multiples
                                             #   of this (where zaslon terminates users'

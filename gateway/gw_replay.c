@@ -1,6 +1,7 @@
 #include "gw_replay.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,11 @@ struct shard {
 };
 
 struct gw_replay {
+    atomic_uint refs;
     struct shard shards[SHARDS];
+    size_t capacity; /* as asked for, before rounding */
     size_t per_shard; /* power of two */
-    unsigned window_s;
+    atomic_uint window_s; /* a reload may change it (gw_replay_set_window) */
     time_t start;
     uint8_t key[crypto_generichash_KEYBYTES];
 };
@@ -36,8 +39,10 @@ int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_re
     size_t per = 64;
     while (per * SHARDS < capacity)
         per *= 2;
+    atomic_init(&r->refs, 1);
+    r->capacity = capacity;
     r->per_shard = per;
-    r->window_s = window_s;
+    atomic_init(&r->window_s, window_s);
     r->start = start;
     randombytes_buf(r->key, sizeof(r->key));
     for (size_t i = 0; i < SHARDS; i++) {
@@ -53,9 +58,39 @@ int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_re
     return 0;
 }
 
+struct gw_replay *gw_replay_ref(struct gw_replay *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+    return r;
+}
+
+size_t gw_replay_capacity(const struct gw_replay *r)
+{
+    return r->capacity;
+}
+
+void gw_replay_set_window(struct gw_replay *r, unsigned window_s)
+{
+    unsigned old = atomic_exchange(&r->window_s, window_s);
+    if (window_s <= old)
+        return; /* entries kept longer than needed cost room, not safety */
+    /* An entry lives a window past the later of its arrival and its Date: with a
+       longer window, a copy could still be in it when the entry ends. Entries added
+       since the exchange already have the new window and get a little extra. */
+    time_t more = (time_t)(window_s - old);
+    for (size_t i = 0; i < SHARDS; i++) {
+        struct shard *sh = &r->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t k = 0; k < r->per_shard; k++)
+            if (sh->slots[k].expires)
+                sh->slots[k].expires += more;
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
 void gw_replay_free(struct gw_replay *r)
 {
-    if (!r)
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
     for (size_t i = 0; i < SHARDS; i++) {
         if (!r->shards[i].slots)
@@ -83,7 +118,7 @@ enum gw_replay_verdict gw_replay_check(struct gw_replay *r, const uint8_t *enc,
                                        size_t enc_len, bool has_date, time_t date,
                                        time_t now, bool strict)
 {
-    time_t w = (time_t)r->window_s;
+    time_t w = (time_t)atomic_load(&r->window_s);
     if (!has_date && strict)
         return GW_REPLAY_NO_DATE;
     if (has_date) {

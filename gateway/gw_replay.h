@@ -11,7 +11,11 @@
    Time: requests dated before the process started are refused for one window after
    the start, so that a restart (which empties the cache) lets nothing replay. An
    undated request (allowed only for non-strict backends) is protected for one window
-   only: its copy is refused while remembered, and nothing dates it after that. */
+   only: its copy is refused while remembered, and nothing dates it after that.
+
+   A reload keeps the cache and its start time (a new, empty cache would let through a
+   copy of a request the old one accepted, or the running generation still accepts
+   while it drains). Its window may change then; its size only at a restart. */
 #ifndef ZASLON_GATEWAY_GW_REPLAY_H
 #define ZASLON_GATEWAY_GW_REPLAY_H
 
@@ -35,6 +39,19 @@ enum gw_replay_verdict {
    -1. */
 int gw_replay_new(size_t capacity, unsigned window_s, time_t start, struct gw_replay **out);
 
+/* Takes one more reference on |r| and returns it: a reload hands the cache to the new
+   runtime while the old generation still checks against it, so a replay is caught
+   whichever generation each copy reaches. Thread-safe. */
+struct gw_replay *gw_replay_ref(struct gw_replay *r);
+
+/* Returns the capacity |r| was made with (as asked, before rounding). */
+size_t gw_replay_capacity(const struct gw_replay *r);
+
+/* Changes the window (a reload). A longer window also lengthens every remembered
+   entry's life, so no copy outlives its entry. Thread-safe. */
+void gw_replay_set_window(struct gw_replay *r, unsigned window_s);
+
+/* Drops one reference; the last one frees the cache. Accepts NULL. */
 void gw_replay_free(struct gw_replay *r);
 
 /* Checks and records one request. |enc| is its encapsulated key, |has_date| and |date|

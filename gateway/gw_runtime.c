@@ -231,6 +231,44 @@ int gw_runtime_load(const char *path, struct gw_runtime **out, char *err, size_t
     return gw_runtime_new(snap, out, err, errlen);
 }
 
+void gw_runtime_inherit(struct gw_runtime *rt, const struct gw_runtime *old)
+{
+    if (!rt->replay || !old->replay)
+        return;
+    gw_replay_free(rt->replay);
+    rt->replay = gw_replay_ref(old->replay);
+}
+
+void gw_runtime_commit(struct gw_runtime *rt)
+{
+    if (rt->replay)
+        gw_replay_set_window(rt->replay, rt->snap->sealed.replay_window_ms / 1000);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int gw_runtime_reloadable(const struct gw_runtime *old, const struct gw_runtime *rt,
+                          char *err, size_t errlen)
+{
+    const struct conf_snapshot *o = old->snap, *n = rt->snap;
+    const char *file = n->file ? n->file : "-";
+    if (!same_str(o->error_log, n->error_log) || o->log_level != n->log_level)
+        return errf(err, errlen, "%s: error_log changed: the log is opened at start; "
+                    "restart to apply it", file);
+    if (!same_str(o->access_log, n->access_log))
+        return errf(err, errlen, "%s: access_log changed: the log is opened at start; "
+                    "restart to apply it", file);
+    /* An empty cache would let copies of what the running one accepted through. */
+    if (old->replay && rt->replay &&
+        gw_replay_capacity(old->replay) != n->sealed.replay_cache)
+        return errf(err, errlen, "%s:%u: sealed.replay_cache changed: the replay cache "
+                    "keeps its size until a restart", file, n->sealed.line);
+    return 0;
+}
+
 void gw_runtime_free(struct gw_runtime *rt)
 {
     if (!rt)

@@ -58,6 +58,23 @@ int gw_runtime_new(struct conf_snapshot *snap, struct gw_runtime **out, char *er
 /* Loads |path| and builds a runtime: the whole of a config check. */
 int gw_runtime_load(const char *path, struct gw_runtime **out, char *err, size_t errlen);
 
+/* SIGHUP: after building |rt| for the new config, carries over from |old| (the running
+   runtime; its workers may still use it) what must outlive a config: the replay
+   cache, then shared by both generations, so a copy is caught whichever one it
+   reaches. Changes nothing that |old|'s workers see. */
+void gw_runtime_inherit(struct gw_runtime *rt, const struct gw_runtime *old);
+
+/* Once |rt|'s generation serves: applies what changes shared state, i.e. the new
+   sealed.replay_window on the inherited replay cache. */
+void gw_runtime_commit(struct gw_runtime *rt);
+
+/* Returns 0 when a running process may switch from |old| to |rt|, or -1 with
+   "file: reason" or "file:line: reason" in |err| for a change only a restart applies:
+   error_log (path and level) and access_log, opened once at start, and
+   sealed.replay_cache (the cache is kept, with its size). */
+int gw_runtime_reloadable(const struct gw_runtime *old, const struct gw_runtime *rt,
+                          char *err, size_t errlen);
+
 /* Frees everything. Accepts NULL. */
 void gw_runtime_free(struct gw_runtime *rt);
 

@@ -1,6 +1,7 @@
 #include "gw_worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,11 @@ static void adapter_log(void *ctx, enum adapter_log_level level, const char *fmt
 }
 
 int gw_worker_init(struct gw_worker *w, unsigned index, const struct gw_runtime *rt,
-                   char *err, size_t errlen)
+                   const struct gw_worker_socket *socks, size_t nsocks, char *err,
+                   size_t errlen)
 {
     memset(w, 0, sizeof(*w));
+    atomic_init(&w->finished, false);
     w->index = index;
     w->rt = rt;
     const struct conf_snapshot *snap = rt->snap;
@@ -57,16 +60,14 @@ int gw_worker_init(struct gw_worker *w, unsigned index, const struct gw_runtime 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < snap->nlisten; i++) {
-        const struct conf_listen *l = &snap->listen[i];
-        int fd;
-        if (tp_listen_socket(l->host, l->port, &fd) != 0) {
-            snprintf(err, errlen, "%s:%u: cannot listen on %s%s%s:%u: %s", snap->file,
-                     l->line, strchr(l->host, ':') ? "[" : "", l->host,
-                     strchr(l->host, ':') ? "]" : "", l->port, strerror(errno));
+    for (size_t i = 0; i < nsocks; i++) {
+        int fd = fcntl(socks[i].fd, F_DUPFD_CLOEXEC, 0);
+        if (fd == -1) {
+            snprintf(err, errlen, "cannot duplicate a listening socket: %s",
+                     strerror(errno));
             return -1;
         }
-        if (tp_server_listen(w->server, fd, rt->ssl_ctx[i]) != 0) {
+        if (tp_server_listen(w->server, fd, rt->ssl_ctx[socks[i].listen]) != 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -102,6 +103,12 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
+    /* A reload and then SIGTERM both ask; the first drain's deadline stands. */
+    if (w->draining)
+        return;
+    w->draining = true;
+    /* tp_server_drain sends the shutdown notice (GOAWAY, last stream id 2^31-1) now and
+       the GOAWAY with the real last stream id a second later. */
     tp_server_drain(w->server);
     unsigned ms = w->rt->snap->limits.drain_timeout_ms;
     struct timeval dl = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -120,11 +127,19 @@ static void *worker_main(void *arg)
 {
     struct gw_worker *w = arg;
     event_base_dispatch(w->base);
+    void (*on_exit)(void *) = w->on_exit;
+    void *exit_arg = w->on_exit_arg;
+    /* After this store the main thread may join and free |w|: read it no more. */
+    atomic_store(&w->finished, true);
+    if (on_exit)
+        on_exit(exit_arg);
     return NULL;
 }
 
-int gw_worker_start(struct gw_worker *w)
+int gw_worker_start(struct gw_worker *w, void (*on_exit)(void *arg), void *arg)
 {
+    w->on_exit = on_exit;
+    w->on_exit_arg = arg;
     w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
     if (!w->drain_ev)
         return -1;

@@ -1,10 +1,16 @@
 /* Workers: one thread each, with its own event_base, its own SO_REUSEPORT listening
    sockets, its own adapter instances and upstream pools. Nothing is shared on the
-   request path but the read-only runtime. */
+   request path but the read-only runtime.
+
+   A worker belongs to one generation (gw_gen.h): it serves one runtime from start to
+   exit. Its listening sockets are duplicates of the main thread's, so a worker that
+   drains (and closes its copies) never closes a socket that a newer generation still
+   accepts on. */
 #ifndef ZASLON_GATEWAY_GW_WORKER_H
 #define ZASLON_GATEWAY_GW_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,20 +33,34 @@ struct gw_worker {
     struct event *drain_ev;     /* activated from the main thread */
     struct event *drain_deadline;
     struct event *drain_check;
-    int *listen_fds;            /* per listen entry, until handed to the server */
+    bool draining;              /* the worker's thread only */
     uint64_t events[TP_EV__COUNT];
-    int exit_status;
+    void (*on_exit)(void *arg); /* called on the worker's thread as it ends */
+    void *on_exit_arg;
+    atomic_bool finished;       /* the loop has ended: a join will not wait */
 };
 
-/* Creates the worker's loop, sockets and server (on the calling thread: bind errors
-   surface before anything starts). Returns 0, or -1 with a reason in |err|. */
+/* One listening socket for a worker: |fd| is duplicated (the caller keeps its own),
+   |listen| indexes rt->snap->listen (and rt->ssl_ctx). */
+struct gw_worker_socket {
+    int fd;
+    size_t listen;
+};
+
+/* Creates the worker's loop, server and adapters on the calling thread, listening on
+   duplicates of the |nsocks| sockets in |socks| (borrowed). |rt| is borrowed and must
+   outlive the worker. Returns 0, or -1 with a reason in |err|; either way the worker
+   is freed with gw_worker_join. */
 int gw_worker_init(struct gw_worker *w, unsigned index, const struct gw_runtime *rt,
-                   char *err, size_t errlen);
+                   const struct gw_worker_socket *socks, size_t nsocks, char *err,
+                   size_t errlen);
 
-/* Starts the worker's thread. Returns 0 or -1. */
-int gw_worker_start(struct gw_worker *w);
+/* Starts the worker's thread; |on_exit|(|arg|) runs on that thread when its loop has
+   ended (after which gw_worker_join returns at once). Returns 0 or -1. */
+int gw_worker_start(struct gw_worker *w, void (*on_exit)(void *arg), void *arg);
 
-/* Asks the worker to drain (thread-safe). */
+/* Asks the worker to drain: stop accepting, GOAWAY, finish what is in flight within
+   limits.drain_timeout, end its loop. Thread-safe; a second call does nothing. */
 void gw_worker_drain(struct gw_worker *w);
 
 /* Waits for the thread and frees everything. */

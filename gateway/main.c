@@ -1,5 +1,11 @@
 /* zaslon: the daemon. Loads and checks the config, binds, starts one worker per core
-   (or as configured), and turns SIGTERM/SIGINT into a graceful drain. */
+   (or as configured), reloads on SIGHUP and turns SIGTERM/SIGINT into a graceful drain.
+
+   The main thread only handles signals and lifecycle; workers serve. A reload builds a
+   new runtime with exactly the checks a start runs, starts a new generation of workers
+   on the same listening sockets (gw_gen.h), and only then drains the old generation,
+   which is freed (runtime and all) once its last worker has ended. A config that fails
+   to load changes nothing: the running generation keeps serving. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +16,9 @@
 #include <event2/thread.h>
 
 #include "adapter.h"
+#include "gw_gen.h"
 #include "gw_log.h"
 #include "gw_runtime.h"
-#include "gw_worker.h"
 
 static void usage(FILE *f)
 {
@@ -23,27 +29,164 @@ static void usage(FILE *f)
 
 struct main_state {
     struct event_base *base;
-    struct gw_worker *workers;
-    unsigned nworkers;
-    bool draining;
+    const char *conf;
+    struct gw_sockets *pool;
+    struct gw_gen **gens; /* live generations, oldest first; the last serves unless
+                             terminating */
+    size_t ngens, cap;
+    unsigned next_id;
+    struct event *reap_ev; /* activated by workers as they end */
+    bool terminating;
+    int status;
 };
+
+static struct gw_gen *serving(const struct main_state *st)
+{
+    if (st->ngens == 0 || gw_gen_draining(st->gens[st->ngens - 1]))
+        return NULL;
+    return st->gens[st->ngens - 1];
+}
+
+static int push_gen(struct main_state *st, struct gw_gen *g)
+{
+    if (st->ngens == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 4;
+        struct gw_gen **v = realloc(st->gens, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        st->gens = v;
+        st->cap = cap;
+    }
+    st->gens[st->ngens++] = g;
+    return 0;
+}
+
+/* Runs on a worker's thread as it ends: wake the main loop to join it. */
+static void on_worker_exit(void *arg)
+{
+    struct main_state *st = arg;
+    event_active(st->reap_ev, EV_TIMEOUT, 1);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *st = arg;
+    size_t kept = 0;
+    for (size_t i = 0; i < st->ngens; i++) {
+        struct gw_gen *g = st->gens[i];
+        /* Workers end when drained; a generation that ended unasked has failed. */
+        if (!gw_gen_finished(g)) {
+            st->gens[kept++] = g;
+            continue;
+        }
+        if (!gw_gen_draining(g)) {
+            gw_log(GW_LOG_ERROR, "generation %u: its workers ended unasked",
+                   gw_gen_id(g));
+            st->status = 1;
+        }
+        gw_log(GW_LOG_INFO, "generation %u: drained", gw_gen_id(g));
+        gw_gen_free(g);
+    }
+    st->ngens = kept;
+    if (!st->terminating && !serving(st)) {
+        /* Nothing serves any more: drain what is left and exit with an error. */
+        st->status = 1;
+        st->terminating = true;
+        for (size_t i = 0; i < st->ngens; i++)
+            gw_gen_drain(st->gens[i]);
+        gw_sockets_close(st->pool);
+    }
+    if (st->ngens == 0)
+        event_base_loopexit(st->base, NULL);
+}
+
+static void on_term(struct main_state *st, int sig)
+{
+    if (st->terminating)
+        return;
+    st->terminating = true;
+    gw_log(GW_LOG_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    for (size_t i = 0; i < st->ngens; i++)
+        gw_gen_drain(st->gens[i]);
+    gw_sockets_close(st->pool);
+    reap_cb(-1, 0, st);
+}
+
+static void on_hup(struct main_state *st, int sig)
+{
+    struct gw_gen *old = serving(st);
+    if (st->terminating || !old) {
+        gw_log(GW_LOG_WARN, "SIGHUP: ignored while draining");
+        return;
+    }
+    const struct gw_runtime *ort = gw_gen_runtime(old);
+    char err[1024];
+    struct gw_runtime *rt = NULL;
+    if (gw_runtime_load(st->conf, &rt, err, sizeof(err)) != 0 ||
+        gw_runtime_reloadable(ort, rt, err, sizeof(err)) != 0) {
+        gw_runtime_free(rt);
+        gw_log(GW_LOG_ERROR, "reload refused, generation %u keeps serving: %s",
+               gw_gen_id(old), err);
+        return;
+    }
+    gw_runtime_inherit(rt, ort);
+    bool kept_replay = rt->replay && rt->replay == ort->replay;
+    struct gw_gen *g = NULL;
+    unsigned id = st->next_id++;
+    if (gw_gen_new(st->pool, rt, id, &g, err, sizeof(err)) != 0) {
+        gw_log(GW_LOG_ERROR, "reload refused, generation %u keeps serving: %s",
+               gw_gen_id(old), err);
+        return;
+    }
+    if (push_gen(st, g) != 0) {
+        gw_gen_free(g);
+        gw_log(GW_LOG_ERROR, "reload refused, generation %u keeps serving: out of memory",
+               gw_gen_id(old));
+        return;
+    }
+    if (gw_gen_start(g, on_worker_exit, st) != 0) {
+        /* Started workers drain at once; the reaper frees the generation. */
+        gw_log(GW_LOG_ERROR,
+               "reload failed, generation %u keeps serving: cannot start worker threads",
+               gw_gen_id(old));
+        /* Keep the old generation last: it is the one serving. */
+        st->gens[st->ngens - 1] = old;
+        for (size_t i = 0; i + 1 < st->ngens; i++)
+            if (st->gens[i] == old)
+                st->gens[i] = g;
+        return;
+    }
+    /* The new workers accept on the same sockets already: only now may the old ones
+       stop, so no connection waiting in an accept queue is lost. */
+    gw_runtime_commit(rt);
+    gw_gen_drain(old);
+    gw_log(GW_LOG_INFO,
+           "reload: generation %u serving with %u workers on %zu listening sockets%s; "
+           "generation %u draining",
+           id, rt->workers, gw_sockets_count(st->pool),
+           kept_replay ? " (replay cache kept)"
+                       : (rt->replay ? " (new replay cache)" : ""),
+           gw_gen_id(old));
+}
+
+/* Signals are events on the main loop. One row per signal; a handler gets its signal
+   number. */
+static const struct {
+    int signo;
+    void (*fn)(struct main_state *st, int sig);
+} signal_table[] = {
+    {SIGTERM, on_term},
+    {SIGINT, on_term},
+    {SIGHUP, on_hup},
+};
+
+#define NSIGNALS (sizeof(signal_table) / sizeof(signal_table[0]))
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct main_state *st = arg;
-    if (sig == SIGHUP) {
-        gw_log(GW_LOG_WARN, "SIGHUP: reload is not supported in this release; "
-                            "restart to apply a new configuration");
-        return;
-    }
-    if (st->draining)
-        return;
-    st->draining = true;
-    gw_log(GW_LOG_INFO, "draining");
-    for (unsigned i = 0; i < st->nworkers; i++)
-        gw_worker_drain(&st->workers[i]);
-    /* The main loop only waits for signals; the workers' joins end the process. */
-    event_base_loopbreak(st->base);
+    for (size_t i = 0; i < NSIGNALS; i++)
+        if (signal_table[i].signo == (int)sig)
+            signal_table[i].fn(arg, (int)sig);
 }
 
 int main(int argc, char **argv)
@@ -83,57 +226,68 @@ int main(int argc, char **argv)
         gw_runtime_free(rt);
         return 1;
     }
+    /* Before any event_base: workers and the main loop activate each other's events. */
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "cannot enable libevent threads\n");
         gw_runtime_free(rt);
         return 1;
     }
-    struct main_state st = {0};
-    st.nworkers = rt->workers;
-    st.workers = calloc(st.nworkers, sizeof(*st.workers));
+    struct main_state st = {.conf = conf, .next_id = 1};
+    struct event *sigs[NSIGNALS] = {0};
+    struct gw_gen *g = NULL;
+    unsigned nworkers = rt->workers;
     st.base = event_base_new();
-    if (!st.workers || !st.base) {
+    if (!st.base || gw_sockets_new(&st.pool) != 0 ||
+        !(st.reap_ev = event_new(st.base, -1, 0, reap_cb, &st))) {
         fprintf(stderr, "out of memory\n");
-        return 1;
+        gw_runtime_free(rt);
+        st.status = 1;
+        goto out;
     }
-    int status = 0;
-    unsigned ready = 0;
-    for (; ready < st.nworkers; ready++) {
-        if (gw_worker_init(&st.workers[ready], ready, rt, err, sizeof(err)) != 0) {
-            fprintf(stderr, "%s\n", err);
-            gw_worker_join(&st.workers[ready]);
-            status = 1;
-            break;
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        sigs[i] = evsignal_new(st.base, signal_table[i].signo, on_signal, &st);
+        if (!sigs[i] || event_add(sigs[i], NULL) != 0) {
+            fprintf(stderr, "cannot handle signal %d\n", signal_table[i].signo);
+            gw_runtime_free(rt);
+            st.status = 1;
+            goto out;
         }
     }
-    struct event *sigs[3] = {0};
-    if (status == 0) {
-        int signos[3] = {SIGTERM, SIGINT, SIGHUP};
-        for (int i = 0; i < 3; i++) {
-            sigs[i] = evsignal_new(st.base, signos[i], on_signal, &st);
-            if (!sigs[i] || event_add(sigs[i], NULL) != 0)
-                status = 1;
-        }
-        for (unsigned i = 0; status == 0 && i < st.nworkers; i++)
-            if (gw_worker_start(&st.workers[i]) != 0)
-                status = 1;
-        if (status == 0) {
-            gw_log(GW_LOG_INFO, "started %u workers", st.nworkers);
-            event_base_dispatch(st.base);
-        } else {
-            for (unsigned i = 0; i < st.nworkers; i++)
-                gw_worker_drain(&st.workers[i]);
-        }
+    if (gw_gen_new(st.pool, rt, st.next_id++, &g, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        st.status = 1;
+        goto out;
     }
-    for (unsigned i = 0; i < ready; i++)
-        gw_worker_join(&st.workers[i]);
-    for (int i = 0; i < 3; i++)
+    if (push_gen(&st, g) != 0) {
+        fprintf(stderr, "out of memory\n");
+        gw_gen_free(g);
+        st.status = 1;
+        goto out;
+    }
+    if (gw_gen_start(g, on_worker_exit, &st) != 0) {
+        fprintf(stderr, "cannot start worker threads\n");
+        st.status = 1;
+        goto out;
+    }
+    gw_log(GW_LOG_INFO, "started %u workers", nworkers);
+    event_base_dispatch(st.base);
+out:
+    /* Normally every generation is gone by now; after a start-up failure, drain what
+       exists and wait for it. */
+    for (size_t i = 0; i < st.ngens; i++) {
+        gw_gen_drain(st.gens[i]);
+        gw_gen_free(st.gens[i]);
+    }
+    free(st.gens);
+    gw_sockets_free(st.pool);
+    for (size_t i = 0; i < NSIGNALS; i++)
         if (sigs[i])
             event_free(sigs[i]);
-    event_base_free(st.base);
-    free(st.workers);
-    gw_runtime_free(rt);
+    if (st.reap_ev)
+        event_free(st.reap_ev);
+    if (st.base)
+        event_base_free(st.base);
     gw_log(GW_LOG_INFO, "exit");
     gw_log_close();
-    return status;
+    return st.status;
 }

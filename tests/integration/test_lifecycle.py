@@ -3,15 +3,32 @@
 listeners close at once (new connections refused), HTTP/2 clients get GOAWAY, idle
 connections do not hold the exit back, the in-flight request completes with 200, and
 zaslon exits 0 within the drain deadline; past drain_timeout what is left is closed
-and zaslon still exits 0."""
+and zaslon still exits 0. On HTTP/2 the drain takes two GOAWAYs (RFC 9113 6.8): the
+shutdown notice (last stream id 2^31-1) at once, then about a second later one with
+the real last stream id, so a stream the client opened meanwhile is still served."""
 
 import signal
 import threading
 import time
 
+import h2.events
+
 import zl
 
 DRAIN_S = 5
+
+
+class GoawayLog(zl.H2Client):
+    """An H2Client that keeps every GOAWAY: (monotonic time, last stream id, code)."""
+
+    def __init__(self, *a, **kw):
+        self.goaways = []
+        super().__init__(*a, **kw)
+
+    def _event(self, ev):
+        if isinstance(ev, h2.events.ConnectionTerminated):
+            self.goaways.append((time.monotonic(), ev.last_stream_id, ev.error_code))
+        super()._event(ev)
 
 
 def start(env, drain=DRAIN_S):
@@ -85,6 +102,42 @@ def test_sigterm_drains(env):
 
 def test_sigint_drains(env):
     shutdown_with_slow_request(env, signal.SIGINT)
+
+
+def test_sigterm_two_goaways(env):
+    """A raw h2 client with a slow request in flight: the shutdown notice GOAWAY (last
+    stream id 2^31-1) arrives at once; a stream opened after it is still served; the
+    second GOAWAY, about a second later, names the last stream really processed; both
+    streams complete with 200 and zaslon exits 0 well within drain_timeout."""
+    a, z = start(env)
+    c = GoawayLog(z.tls_port, tls=True, ca=env.certs().ca, timeout=DRAIN_S + 5)
+    sid = c.request("/slow/2500")
+    a.wait_record("/slow/2500")
+    t_sig = time.monotonic()
+    z.send_signal(signal.SIGTERM)
+    c.wait(lambda: c.goaways, 2.0, what="the first GOAWAY")
+    t1, last1, code1 = c.goaways[0]
+    zl.assert_eq(last1, 2 ** 31 - 1, "first GOAWAY's last stream id (the shutdown notice)")
+    zl.assert_eq(code1, 0, "first GOAWAY's error code")
+    assert t1 - t_sig < 1.0, "first GOAWAY %.2fs after SIGTERM" % (t1 - t_sig)
+    late = c.request("/slow/200")  # after the notice, before the real GOAWAY
+    c.wait(lambda: len(c.goaways) >= 2, 3.0, what="the second GOAWAY")
+    t2, last2, code2 = c.goaways[1]
+    zl.assert_eq(last2, late, "second GOAWAY's last stream id")
+    zl.assert_eq(code2, 0, "second GOAWAY's error code")
+    assert 0.7 <= t2 - t1 <= 2.5, "second GOAWAY %.2fs after the first" % (t2 - t1)
+    for s, body in zip(c.wait_streams([sid, late], timeout=DRAIN_S + 2),
+                       (b"slow 2500", b"slow 200")):
+        zl.assert_status(s.response(), 200, "stream %d after SIGTERM" % s.id)
+        zl.assert_eq(bytes(s.data), body, "stream %d body" % s.id)
+    rc = z.wait(DRAIN_S + 1 - (time.monotonic() - t_sig))
+    t_exit = time.monotonic() - t_sig
+    assert rc is not None, "zaslon still running %.1fs after SIGTERM" % t_exit
+    zl.assert_eq(rc, 0, "exit code")
+    assert t_exit < DRAIN_S, "exit %.1fs after SIGTERM (drain_timeout %ds)" % (t_exit, DRAIN_S)
+    print("  GOAWAYs %.2fs and %.2fs after SIGTERM (last ids %d, %d); exit 0 after %.2fs"
+          % (t1 - t_sig, t2 - t_sig, last1, last2, t_exit))
+    c.close()
 
 
 def test_drain_deadline(env):
