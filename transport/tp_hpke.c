@@ -15,15 +15,21 @@
    ordinary heap, which the key store forbids. libsodium is the faster choice for the
    operations HPKE actually performs, with the key borrowed straight from sodium_malloc
    memory; it also refuses low-order points itself, on top of our own check. */
+/* SHA256_Init and friends are deprecated in OpenSSL 3.0 in favour of EVP_MD, but they
+   are the only OpenSSL SHA-256 whose state is a plain struct: it lives on the stack and
+   a keyed HMAC state is copied with '=', where EVP_MAC_init allocates and looks up
+   parameters on every re-key. They run the same assembly (SHA-NI here). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "tp_hpke.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "tp_err.h"
@@ -38,31 +44,21 @@ static struct {
     EVP_CIPHER *aes128gcm;
     EVP_CIPHER *aes256gcm;
     EVP_CIPHER *chacha;
-    /* A keyed HMAC-SHA256 context that new contexts duplicate: dup is cheaper than
-       looking the digest up by name each time, and OpenSSL cannot dup an unkeyed one. */
-    EVP_MAC_CTX *hmac_tmpl;
 } prims;
+
+static void hmac_key_init(struct tp_hpke_hmac_key *k, const uint8_t *key, size_t key_len);
+
+/* HMAC keyed with Nh zero bytes, the key of every Extract with an empty salt: its
+   padded states are computed once. Not a secret. */
+static struct tp_hpke_hmac_key zero_salt;
 
 static void prims_setup(void)
 {
-    static char digest[] = "SHA256";
-    static const uint8_t zero_key[TP_HPKE_SECRET_LEN];
-    OSSL_PARAM params[2];
-    EVP_MAC *mac = NULL;
+    static const uint8_t zeros[TP_HPKE_SECRET_LEN];
 
     if (sodium_init() < 0)
         return;
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (!mac)
-        return;
-    prims.hmac_tmpl = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac); /* the context keeps its own reference */
-    if (!prims.hmac_tmpl)
-        return;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (EVP_MAC_init(prims.hmac_tmpl, zero_key, sizeof(zero_key), params) != 1)
-        return;
+    hmac_key_init(&zero_salt, zeros, sizeof(zeros));
     prims.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     prims.aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     prims.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
@@ -129,41 +125,79 @@ struct part {
 
 static const uint8_t hpke_v1[] = "HPKE-v1";
 
-/* out = HMAC-SHA256(key, parts[0] || ... || parts[n-1]). An empty key must be passed
-   as Nh zero bytes: EVP_MAC_init reads a NULL key as "keep the previous key", and
-   HMAC pads short keys with zeros anyway, so the two are the same function. */
-static int hmac_parts(EVP_MAC_CTX *mac, const uint8_t *key, size_t key_len,
-                      const struct part *parts, size_t n_parts, uint8_t *out)
+/* HMAC-SHA256 (RFC 2104) over OpenSSL's SHA-256 block function. Keying absorbs
+   key ^ ipad and key ^ opad once; each MAC under that key then starts from a copy of
+   those two states, so a key used for several outputs (an Expand of more than one
+   block, the three Expands of the key schedule) is padded once, and nothing is
+   allocated. */
+static void hmac_key_init(struct tp_hpke_hmac_key *k, const uint8_t *key, size_t key_len)
 {
-    static const uint8_t zeros[TP_HPKE_SECRET_LEN];
-    size_t out_len = 0;
+    uint8_t block[SHA256_CBLOCK];
 
-    if (key_len == 0) {
-        key = zeros;
-        key_len = sizeof(zeros);
-    }
-    if (EVP_MAC_init(mac, key, key_len, NULL) != 1)
-        return TP_ERR_CRYPTO;
-    for (size_t i = 0; i < n_parts; i++)
-        if (parts[i].n && EVP_MAC_update(mac, parts[i].p, parts[i].n) != 1)
-            return TP_ERR_CRYPTO;
-    if (EVP_MAC_final(mac, out, &out_len, TP_HPKE_SECRET_LEN) != 1 ||
-        out_len != TP_HPKE_SECRET_LEN)
-        return TP_ERR_CRYPTO;
-    return 0;
+    memset(block, 0, sizeof(block));
+    if (key_len > sizeof(block))
+        SHA256(key, key_len, block);
+    else if (key_len)
+        memcpy(block, key, key_len);
+    for (size_t i = 0; i < sizeof(block); i++)
+        block[i] ^= 0x36;
+    SHA256_Init(&k->inner);
+    SHA256_Update(&k->inner, block, sizeof(block));
+    for (size_t i = 0; i < sizeof(block); i++)
+        block[i] ^= 0x36 ^ 0x5c;
+    SHA256_Init(&k->outer);
+    SHA256_Update(&k->outer, block, sizeof(block));
+    OPENSSL_cleanse(block, sizeof(block));
 }
 
-/* HKDF-Expand(prk, info_parts, L) (RFC 5869 section 2.3). */
-static int expand_parts(EVP_MAC_CTX *mac, const uint8_t *prk, size_t prk_len,
-                        const struct part *info, size_t n_info, uint8_t *out,
-                        size_t out_len)
+static void hmac_key_wipe(struct tp_hpke_hmac_key *k)
+{
+    OPENSSL_cleanse(k, sizeof(*k));
+}
+
+/* out = HMAC-SHA256(k, parts[0] || ... || parts[n-1]), TP_HPKE_SECRET_LEN bytes. */
+static void hmac_parts(const struct tp_hpke_hmac_key *k, const struct part *parts,
+                       size_t n_parts, uint8_t *out)
+{
+    SHA256_CTX c = k->inner;
+    uint8_t ih[SHA256_DIGEST_LENGTH];
+
+    for (size_t i = 0; i < n_parts; i++)
+        if (parts[i].n)
+            SHA256_Update(&c, parts[i].p, parts[i].n);
+    SHA256_Final(ih, &c);
+    c = k->outer;
+    SHA256_Update(&c, ih, sizeof(ih));
+    SHA256_Final(out, &c);
+    OPENSSL_cleanse(&c, sizeof(c));
+    OPENSSL_cleanse(ih, sizeof(ih));
+}
+
+/* HKDF-Extract(salt, parts) (RFC 5869 section 2.2); an empty salt is Nh zero bytes,
+   which HMAC's zero padding makes the same key as no key at all. */
+static void extract_parts(const uint8_t *salt, size_t salt_len, const struct part *parts,
+                          size_t n_parts, uint8_t *prk)
+{
+    struct tp_hpke_hmac_key k;
+
+    if (salt_len == 0) {
+        hmac_parts(&zero_salt, parts, n_parts, prk);
+        return;
+    }
+    hmac_key_init(&k, salt, salt_len);
+    hmac_parts(&k, parts, n_parts, prk);
+    hmac_key_wipe(&k);
+}
+
+/* HKDF-Expand(prk, info_parts, L) (RFC 5869 section 2.3), |prk| already keyed. */
+static int expand_parts(const struct tp_hpke_hmac_key *prk, const struct part *info,
+                        size_t n_info, uint8_t *out, size_t out_len)
 {
     /* T(i) = HMAC(prk, T(i-1) || info || i): two fixed slots around the info parts. */
     struct part parts[8];
     uint8_t t[TP_HPKE_SECRET_LEN];
     uint8_t counter = 0;
     size_t done = 0;
-    int rv = 0;
 
     if (out_len > TP_HPKE_EXPORT_MAX || n_info > sizeof(parts) / sizeof(parts[0]) - 2)
         return TP_ERR_INVALID;
@@ -173,35 +207,32 @@ static int expand_parts(EVP_MAC_CTX *mac, const uint8_t *prk, size_t prk_len,
         counter++;
         parts[0] = (struct part){t, counter == 1 ? 0 : sizeof(t)};
         parts[1 + n_info] = (struct part){&counter, 1};
-        rv = hmac_parts(mac, prk, prk_len, parts, n_info + 2, t);
-        if (rv != 0)
-            break;
+        hmac_parts(prk, parts, n_info + 2, t);
         size_t n = out_len - done < sizeof(t) ? out_len - done : sizeof(t);
         memcpy(out + done, t, n);
         done += n;
     }
     sodium_memzero(t, sizeof(t));
-    if (rv != 0)
-        sodium_memzero(out, out_len);
-    return rv;
+    return 0;
 }
 
 /* LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" || suite_id || label || ikm)
  */
-static int labeled_extract(EVP_MAC_CTX *mac, const uint8_t *suite_id, size_t suite_id_len,
-                           const uint8_t *salt, size_t salt_len, struct part label,
-                           const uint8_t *ikm, size_t ikm_len, uint8_t *out)
+static void labeled_extract(const uint8_t *suite_id, size_t suite_id_len,
+                            const uint8_t *salt, size_t salt_len, struct part label,
+                            const uint8_t *ikm, size_t ikm_len, uint8_t *out)
 {
     const struct part parts[] = {
         {hpke_v1, sizeof(hpke_v1) - 1}, {suite_id, suite_id_len}, label, {ikm, ikm_len}};
-    return hmac_parts(mac, salt, salt_len, parts, 4, out);
+    extract_parts(salt, salt_len, parts, 4, out);
 }
 
 /* LabeledExpand(prk, label, info, L) =
      Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L) */
-static int labeled_expand(EVP_MAC_CTX *mac, const uint8_t *suite_id, size_t suite_id_len,
-                          const uint8_t *prk, struct part label, const uint8_t *info,
-                          size_t info_len, uint8_t *out, size_t out_len)
+static int labeled_expand(const uint8_t *suite_id, size_t suite_id_len,
+                          const struct tp_hpke_hmac_key *prk, struct part label,
+                          const uint8_t *info, size_t info_len, uint8_t *out,
+                          size_t out_len)
 {
     if (out_len > TP_HPKE_EXPORT_MAX)
         return TP_ERR_INVALID;
@@ -211,7 +242,7 @@ static int labeled_expand(EVP_MAC_CTX *mac, const uint8_t *suite_id, size_t suit
                                  {suite_id, suite_id_len},
                                  label,
                                  {info, info_len}};
-    return expand_parts(mac, prk, TP_HPKE_SECRET_LEN, parts, 5, out, out_len);
+    return expand_parts(prk, parts, 5, out, out_len);
 }
 
 /* suite_id of the KEM: "KEM" || I2OSP(kem_id, 2). */
@@ -229,22 +260,6 @@ static void hpke_suite_id(struct tp_hpke_suite s, uint8_t out[10])
     out[7] = (uint8_t)s.kdf_id;
     out[8] = (uint8_t)(s.aead_id >> 8);
     out[9] = (uint8_t)s.aead_id;
-}
-
-/* Re-keys |mac| with a constant so the HMAC states derived from the last secret key do
-   not linger in OpenSSL's heap after we are done with that key. */
-static void mac_scrub(EVP_MAC_CTX *mac)
-{
-    static const uint8_t zeros[TP_HPKE_SECRET_LEN];
-    (void)EVP_MAC_init(mac, zeros, sizeof(zeros), NULL);
-}
-
-static int mac_new(EVP_MAC_CTX **out)
-{
-    if (!prims_ready())
-        return TP_ERR_CRYPTO;
-    *out = EVP_MAC_CTX_dup(prims.hmac_tmpl);
-    return *out ? 0 : TP_ERR_NOMEM;
 }
 
 /* ---- X25519 DHKEM ----------------------------------------------------------------- */
@@ -309,27 +324,28 @@ int tp_hpke_public_key(const uint8_t *sk, uint8_t *pk)
 }
 
 /* ExtractAndExpand(dh, kem_context) with kem_context = enc || pkR. */
-static int kem_shared_secret(EVP_MAC_CTX *mac, const uint8_t *dh, const uint8_t *enc,
-                             const uint8_t *pk_r, uint8_t *shared_secret)
+static int kem_shared_secret(const uint8_t *dh, const uint8_t *enc, const uint8_t *pk_r,
+                             uint8_t *shared_secret)
 {
     uint8_t eae_prk[TP_HPKE_SECRET_LEN];
     uint8_t kem_context[2 * TP_HPKE_X25519_PK_LEN];
+    struct tp_hpke_hmac_key k;
     int rv;
 
     memcpy(kem_context, enc, TP_HPKE_X25519_ENC_LEN);
     memcpy(kem_context + TP_HPKE_X25519_ENC_LEN, pk_r, TP_HPKE_X25519_PK_LEN);
-    rv = labeled_extract(mac, kem_suite_id, sizeof(kem_suite_id), NULL, 0,
-                         PART_STR("eae_prk"), dh, TP_HPKE_SECRET_LEN, eae_prk);
-    if (rv == 0)
-        rv = labeled_expand(mac, kem_suite_id, sizeof(kem_suite_id), eae_prk,
-                            PART_STR("shared_secret"), kem_context, sizeof(kem_context),
-                            shared_secret, TP_HPKE_SECRET_LEN);
-    mac_scrub(mac);
+    labeled_extract(kem_suite_id, sizeof(kem_suite_id), NULL, 0, PART_STR("eae_prk"), dh,
+                    TP_HPKE_SECRET_LEN, eae_prk);
+    hmac_key_init(&k, eae_prk, sizeof(eae_prk));
+    rv = labeled_expand(kem_suite_id, sizeof(kem_suite_id), &k, PART_STR("shared_secret"),
+                        kem_context, sizeof(kem_context), shared_secret,
+                        TP_HPKE_SECRET_LEN);
+    hmac_key_wipe(&k);
     sodium_memzero(eae_prk, sizeof(eae_prk));
     return rv;
 }
 
-static int encap_with(EVP_MAC_CTX *mac, const uint8_t *pk_r, const uint8_t *sk_e,
+static int encap_with(const uint8_t *pk_r, const uint8_t *sk_e,
                       uint8_t *shared_secret, uint8_t *enc)
 {
     uint8_t dh[TP_HPKE_SECRET_LEN];
@@ -339,14 +355,14 @@ static int encap_with(EVP_MAC_CTX *mac, const uint8_t *pk_r, const uint8_t *sk_e
         return TP_ERR_CRYPTO;
     rv = x25519_dh(sk_e, pk_r, dh);
     if (rv == 0)
-        rv = kem_shared_secret(mac, dh, enc, pk_r, shared_secret);
+        rv = kem_shared_secret(dh, enc, pk_r, shared_secret);
     sodium_memzero(dh, sizeof(dh));
     if (rv != 0)
         sodium_memzero(shared_secret, TP_HPKE_SECRET_LEN);
     return rv;
 }
 
-static int decap_with(EVP_MAC_CTX *mac, const uint8_t *enc, const uint8_t *sk_r,
+static int decap_with(const uint8_t *enc, const uint8_t *sk_r,
                       const uint8_t *pk_r, uint8_t *shared_secret)
 {
     uint8_t dh[TP_HPKE_SECRET_LEN];
@@ -360,7 +376,7 @@ static int decap_with(EVP_MAC_CTX *mac, const uint8_t *enc, const uint8_t *sk_r,
     }
     rv = x25519_dh(sk_r, enc, dh);
     if (rv == 0)
-        rv = kem_shared_secret(mac, dh, enc, pk_r, shared_secret);
+        rv = kem_shared_secret(dh, enc, pk_r, shared_secret);
     sodium_memzero(dh, sizeof(dh));
     if (rv != 0)
         sodium_memzero(shared_secret, TP_HPKE_SECRET_LEN);
@@ -369,26 +385,25 @@ static int decap_with(EVP_MAC_CTX *mac, const uint8_t *enc, const uint8_t *sk_r,
 
 int tp_hpke_derive_keypair(const uint8_t *ikm, size_t ikm_len, uint8_t *sk, uint8_t *pk)
 {
-    EVP_MAC_CTX *mac = NULL;
     uint8_t dkp_prk[TP_HPKE_SECRET_LEN];
+    struct tp_hpke_hmac_key k;
     int rv;
 
     if (ikm_len < TP_HPKE_X25519_SK_LEN)
         return TP_ERR_INVALID;
-    rv = mac_new(&mac);
-    if (rv != 0)
-        return rv;
-    rv = labeled_extract(mac, kem_suite_id, sizeof(kem_suite_id), NULL, 0,
-                         PART_STR("dkp_prk"), ikm, ikm_len, dkp_prk);
-    if (rv == 0)
-        rv = labeled_expand(mac, kem_suite_id, sizeof(kem_suite_id), dkp_prk,
-                            PART_STR("sk"), NULL, 0, sk, TP_HPKE_X25519_SK_LEN);
+    if (!prims_ready())
+        return TP_ERR_CRYPTO;
+    labeled_extract(kem_suite_id, sizeof(kem_suite_id), NULL, 0, PART_STR("dkp_prk"), ikm,
+                    ikm_len, dkp_prk);
+    hmac_key_init(&k, dkp_prk, sizeof(dkp_prk));
+    rv = labeled_expand(kem_suite_id, sizeof(kem_suite_id), &k, PART_STR("sk"), NULL, 0, sk,
+                        TP_HPKE_X25519_SK_LEN);
     if (rv == 0 && crypto_scalarmult_base(pk, sk) != 0)
         rv = TP_ERR_CRYPTO;
+    hmac_key_wipe(&k);
     sodium_memzero(dkp_prk, sizeof(dkp_prk));
     if (rv != 0)
         sodium_memzero(sk, TP_HPKE_X25519_SK_LEN);
-    EVP_MAC_CTX_free(mac);
     return rv;
 }
 
@@ -405,13 +420,9 @@ int tp_hpke_generate_keypair(uint8_t *sk, uint8_t *pk)
 int tp_hpke_encap_derand(const uint8_t *pk_r, const uint8_t *sk_e, uint8_t *shared_secret,
                          uint8_t *enc)
 {
-    EVP_MAC_CTX *mac = NULL;
-    int rv = mac_new(&mac);
-    if (rv != 0)
-        return rv;
-    rv = encap_with(mac, pk_r, sk_e, shared_secret, enc);
-    EVP_MAC_CTX_free(mac);
-    return rv;
+    if (!prims_ready())
+        return TP_ERR_CRYPTO;
+    return encap_with(pk_r, sk_e, shared_secret, enc);
 }
 
 int tp_hpke_encap(const uint8_t *pk_r, uint8_t *shared_secret, uint8_t *enc)
@@ -427,13 +438,9 @@ int tp_hpke_encap(const uint8_t *pk_r, uint8_t *shared_secret, uint8_t *enc)
 int tp_hpke_decap(const uint8_t *enc, const uint8_t *sk_r, const uint8_t *pk_r,
                   uint8_t *shared_secret)
 {
-    EVP_MAC_CTX *mac = NULL;
-    int rv = mac_new(&mac);
-    if (rv != 0)
-        return rv;
-    rv = decap_with(mac, enc, sk_r, pk_r, shared_secret);
-    EVP_MAC_CTX_free(mac);
-    return rv;
+    if (!prims_ready())
+        return TP_ERR_CRYPTO;
+    return decap_with(enc, sk_r, pk_r, shared_secret);
 }
 
 /* ---- contexts --------------------------------------------------------------------- */
@@ -441,27 +448,19 @@ int tp_hpke_decap(const uint8_t *enc, const uint8_t *sk_r, const uint8_t *pk_r,
 int tp_hpke_ctx_new(struct tp_hpke_ctx **out)
 {
     struct tp_hpke_ctx *ctx;
-    int rv;
 
     if (!prims_ready())
         return TP_ERR_CRYPTO;
     ctx = OPENSSL_zalloc(sizeof(*ctx));
     if (!ctx)
         return TP_ERR_NOMEM;
-    rv = mac_new(&ctx->mac);
-    if (rv != 0)
-        goto err;
     ctx->cipher = EVP_CIPHER_CTX_new();
     if (!ctx->cipher) {
-        rv = TP_ERR_NOMEM;
-        goto err;
+        OPENSSL_free(ctx);
+        return TP_ERR_NOMEM;
     }
     *out = ctx;
     return 0;
-err:
-    EVP_MAC_CTX_free(ctx->mac);
-    OPENSSL_free(ctx);
-    return rv;
 }
 
 void tp_hpke_ctx_reset(struct tp_hpke_ctx *ctx)
@@ -486,9 +485,6 @@ void tp_hpke_ctx_free(struct tp_hpke_ctx *ctx)
     tp_hpke_ctx_reset(ctx);
     EVP_CIPHER_CTX_free(ctx->cipher);
     ctx->cipher = NULL;
-    /* The HMAC context holds the last HKDF key (a PRK): freeing it cleanses it. */
-    EVP_MAC_CTX_free(ctx->mac);
-    ctx->mac = NULL;
     OPENSSL_clear_free(ctx, sizeof(*ctx));
 }
 
@@ -523,6 +519,7 @@ int tp_hpke_key_schedule(struct tp_hpke_ctx *ctx, struct tp_hpke_suite suite,
     uint8_t ksc[TP_HPKE_KS_CONTEXT_LEN];
     uint8_t secret[TP_HPKE_SECRET_LEN];
     uint8_t key[TP_HPKE_MAX_KEY_LEN];
+    struct tp_hpke_hmac_key k;
     int rv;
 
     tp_hpke_ctx_reset(ctx);
@@ -535,25 +532,23 @@ int tp_hpke_key_schedule(struct tp_hpke_ctx *ctx, struct tp_hpke_suite suite,
 
     /* mode_base = 0, psk = psk_id = "" */
     ksc[0] = 0x00;
-    rv = labeled_extract(ctx->mac, suite_id, sizeof(suite_id), NULL, 0,
-                         PART_STR("psk_id_hash"), NULL, 0, ksc + 1);
+    labeled_extract(suite_id, sizeof(suite_id), NULL, 0, PART_STR("psk_id_hash"), NULL, 0,
+                    ksc + 1);
+    labeled_extract(suite_id, sizeof(suite_id), NULL, 0, PART_STR("info_hash"), info,
+                    info_len, ksc + 1 + TP_HPKE_SECRET_LEN);
+    labeled_extract(suite_id, sizeof(suite_id), shared_secret, TP_HPKE_SECRET_LEN,
+                    PART_STR("secret"), NULL, 0, secret);
+    /* The three Expands share one keyed state. */
+    hmac_key_init(&k, secret, sizeof(secret));
+    rv = labeled_expand(suite_id, sizeof(suite_id), &k, PART_STR("key"), ksc, sizeof(ksc),
+                        key, ctx->nk);
     if (rv == 0)
-        rv = labeled_extract(ctx->mac, suite_id, sizeof(suite_id), NULL, 0,
-                             PART_STR("info_hash"), info, info_len,
-                             ksc + 1 + TP_HPKE_SECRET_LEN);
+        rv = labeled_expand(suite_id, sizeof(suite_id), &k, PART_STR("base_nonce"), ksc,
+                            sizeof(ksc), ctx->base_nonce, TP_HPKE_NONCE_LEN);
     if (rv == 0)
-        rv = labeled_extract(ctx->mac, suite_id, sizeof(suite_id), shared_secret,
-                             TP_HPKE_SECRET_LEN, PART_STR("secret"), NULL, 0, secret);
-    if (rv == 0)
-        rv = labeled_expand(ctx->mac, suite_id, sizeof(suite_id), secret, PART_STR("key"),
-                            ksc, sizeof(ksc), key, ctx->nk);
-    if (rv == 0)
-        rv = labeled_expand(ctx->mac, suite_id, sizeof(suite_id), secret,
-                            PART_STR("base_nonce"), ksc, sizeof(ksc), ctx->base_nonce,
-                            TP_HPKE_NONCE_LEN);
-    if (rv == 0)
-        rv = labeled_expand(ctx->mac, suite_id, sizeof(suite_id), secret, PART_STR("exp"),
-                            ksc, sizeof(ksc), ctx->exporter_secret, TP_HPKE_SECRET_LEN);
+        rv = labeled_expand(suite_id, sizeof(suite_id), &k, PART_STR("exp"), ksc,
+                            sizeof(ksc), ctx->exporter_secret, TP_HPKE_SECRET_LEN);
+    hmac_key_wipe(&k);
     if (rv == 0)
         rv = cipher_key(ctx, key);
     if (rv == 0 && trace) {
@@ -561,7 +556,6 @@ int tp_hpke_key_schedule(struct tp_hpke_ctx *ctx, struct tp_hpke_suite suite,
         memcpy(trace->secret, secret, sizeof(secret));
         memcpy(trace->key, key, ctx->nk);
     }
-    mac_scrub(ctx->mac);
     sodium_memzero(secret, sizeof(secret));
     sodium_memzero(key, sizeof(key));
     sodium_memzero(ksc, sizeof(ksc));
@@ -585,7 +579,7 @@ int tp_hpke_setup_base_s_derand(struct tp_hpke_ctx *ctx, struct tp_hpke_suite su
     rv = tp_hpke_suite_check(suite);
     if (rv != 0)
         return rv;
-    rv = encap_with(ctx->mac, pk_r, sk_e, shared, enc);
+    rv = encap_with(pk_r, sk_e, shared, enc);
     if (rv == 0)
         rv = tp_hpke_key_schedule(ctx, suite, TP_HPKE_ROLE_SENDER, shared, info, info_len,
                                   NULL);
@@ -622,7 +616,7 @@ int tp_hpke_setup_base_r(struct tp_hpke_ctx *ctx, struct tp_hpke_suite suite,
     rv = tp_hpke_suite_check(suite);
     if (rv != 0)
         return rv;
-    rv = decap_with(ctx->mac, enc, sk_r, pk_r, shared);
+    rv = decap_with(enc, sk_r, pk_r, shared);
     if (rv == 0)
         rv = tp_hpke_key_schedule(ctx, suite, TP_HPKE_ROLE_RECEIVER, shared, info,
                                   info_len, NULL);
@@ -746,15 +740,17 @@ int tp_hpke_export(struct tp_hpke_ctx *ctx, const uint8_t *exp_ctx, size_t exp_c
                    uint8_t *out, size_t out_len)
 {
     uint8_t suite_id[10];
+    struct tp_hpke_hmac_key k;
 
     if (!ctx->has_exporter)
         return TP_ERR_STATE;
     if (out_len > TP_HPKE_EXPORT_MAX)
         return TP_ERR_INVALID;
     hpke_suite_id(ctx->suite, suite_id);
-    int rv = labeled_expand(ctx->mac, suite_id, sizeof(suite_id), ctx->exporter_secret,
-                            PART_STR("sec"), exp_ctx, exp_ctx_len, out, out_len);
-    mac_scrub(ctx->mac);
+    hmac_key_init(&k, ctx->exporter_secret, sizeof(ctx->exporter_secret));
+    int rv = labeled_expand(suite_id, sizeof(suite_id), &k, PART_STR("sec"), exp_ctx,
+                            exp_ctx_len, out, out_len);
+    hmac_key_wipe(&k);
     return rv;
 }
 
@@ -764,19 +760,22 @@ int tp_hpke_ctx_extract(struct tp_hpke_ctx *ctx, const uint8_t *salt, size_t sal
     const struct part parts[] = {{ikm, ikm_len}};
     if (ctx->role == TP_HPKE_ROLE_EMPTY)
         return TP_ERR_STATE;
-    int rv = hmac_parts(ctx->mac, salt, salt_len, parts, 1, prk);
-    mac_scrub(ctx->mac);
-    return rv;
+    extract_parts(salt, salt_len, parts, 1, prk);
+    return 0;
 }
 
 int tp_hpke_ctx_expand(struct tp_hpke_ctx *ctx, const uint8_t *prk, size_t prk_len,
                        const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
     const struct part parts[] = {{info, info_len}};
+    struct tp_hpke_hmac_key k;
     if (ctx->role == TP_HPKE_ROLE_EMPTY)
         return TP_ERR_STATE;
-    int rv = expand_parts(ctx->mac, prk, prk_len, parts, 1, out, out_len);
-    mac_scrub(ctx->mac);
+    if (out_len > TP_HPKE_EXPORT_MAX)
+        return TP_ERR_INVALID;
+    hmac_key_init(&k, prk, prk_len);
+    int rv = expand_parts(&k, parts, 1, out, out_len);
+    hmac_key_wipe(&k);
     return rv;
 }
 
