@@ -107,6 +107,27 @@ int tp_hpke_encap_derand(const uint8_t *pk_r, const uint8_t *sk_e, uint8_t *shar
 int tp_hpke_decap(const uint8_t *enc, const uint8_t *sk_r, const uint8_t *pk_r,
                   uint8_t *shared_secret);
 
+/* Switches receivers to OpenSSL's X25519 (faster than libsodium's on this CPU), for
+   tp_hpke_decap and tp_hpke_setup_base_r calls that pass |pk_r|: each thread then keeps
+   up to eight private keys, keyed by their public keys, as EVP_PKEY objects in
+   OpenSSL's secure heap, which this call creates, |arena| bytes (a power of two),
+   locked in memory. The secure heap is process-wide: OpenSSL then puts every private
+   key and secret bignum it creates there (TLS ephemeral keys too), so |arena| must
+   leave room for those. Call it once at start-up, before other threads use OpenSSL;
+   later calls return the first call's result. Returns 0 when on, TP_ERR_UNSUPPORTED
+   when the arena could not be locked or this OpenSSL does not put private keys in it
+   (libsodium then stays in use: nothing changes), TP_ERR_CRYPTO if the primitives
+   could not be set up. */
+int tp_hpke_x25519_openssl(size_t arena);
+
+/* True once tp_hpke_x25519_openssl has succeeded. */
+bool tp_hpke_x25519_openssl_on(void);
+
+/* Makes every thread drop its cached OpenSSL copies of private keys (they are wiped as
+   they are freed) before its next decapsulation; a thread that never decapsulates
+   again keeps them until it exits. Call when keys are retired. Thread-safe. */
+void tp_hpke_forget_keys(void);
+
 /* Allocates an empty context into *out (untouched on failure). Returns 0 or
    TP_ERR_NOMEM / TP_ERR_CRYPTO. The caller owns it and frees it with tp_hpke_ctx_free. */
 int tp_hpke_ctx_new(struct tp_hpke_ctx **out);

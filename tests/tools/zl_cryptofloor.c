@@ -6,11 +6,14 @@
    expands, one AEAD seal), for a typical exchange: a ~200-byte Binary HTTP POST sealed
    by libzaslon-client's zaslon_seal (so padded as every client pads it: the whole
    message/ohttp-req is 1 KiB) and a 200 "ok" response padded to the 1 KiB bucket, as
-   gw_sealed.c pads it. For reference it also times one X25519 alone (libsodium, which
-   HPKE uses here, and OpenSSL's EVP derive), the same exchange with a fresh gateway
-   context per request (what gw_sealed.c does today), the Binary HTTP decode + encode
-   around it, and the client's own zaslon_seal / zaslon_open (what a load generator
-   pays per request).
+   gw_sealed.c pads it. The gateway's X25519 is OpenSSL's, as gw_keystore_load sets it
+   up (tp_hpke_x25519_openssl; --x25519 libsodium measures the fallback). It also
+   prints the parts of that floor: each X25519 (libsodium and OpenSSL, as a DH and as
+   a key generation), the HPKE key schedule, the KEM's HKDF pair, the response KDF,
+   AEAD open and re-key + seal of 1 KiB, and the randomness; then the same exchange
+   with a fresh gateway context per request (what gw_sealed.c does), the Binary HTTP
+   decode + encode around it, and the client's own zaslon_seal / zaslon_open (what a
+   load generator pays per request).
 
    Every figure is CPU time of this thread (CLOCK_THREAD_CPUTIME_ID, so comparable with
    a process's utime+stime from /proc) over B batches of the same operation, printed
@@ -23,6 +26,7 @@
 
      zl_cryptofloor [--seconds S] [--batches B] [--iters N] [--cpu N]
                     [--aead aes128gcm|aes256gcm|chacha20poly1305]
+                    [--x25519 openssl|libsodium]
 
    Exit status 0, or 1 with a reason on stderr. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
@@ -63,6 +67,7 @@ struct opts {
     long iters; /* 0: calibrate */
     int cpu;    /* -1: first allowed */
     uint16_t aead;
+    bool x25519_ossl; /* receivers on OpenSSL's X25519, as gw_keystore_load sets up */
 };
 
 /* Everything one timed operation needs. */
@@ -442,7 +447,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .batches = 7,
                        .iters = 0,
                        .cpu = -1,
-                       .aead = TP_HPKE_AEAD_AES128GCM};
+                       .aead = TP_HPKE_AEAD_AES128GCM,
+                       .x25519_ossl = true};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -473,6 +479,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 o->aead = TP_HPKE_AEAD_AES256GCM;
             else if (strcmp(v, "chacha20poly1305") == 0)
                 o->aead = TP_HPKE_AEAD_CHACHA20POLY1305;
+            else
+                return -1;
+        } else if (strcmp(a, "--x25519") == 0 && v) {
+            if (strcmp(v, "openssl") == 0)
+                o->x25519_ossl = true;
+            else if (strcmp(v, "libsodium") == 0)
+                o->x25519_ossl = false;
             else
                 return -1;
         } else {
@@ -637,12 +650,15 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: zl_cryptofloor [--seconds S] [--batches B(5..%d)] "
                 "[--iters N] [--cpu N] [--aead aes128gcm|aes256gcm|"
-                "chacha20poly1305]\n",
+                "chacha20poly1305] [--x25519 openssl|libsodium]\n",
                 MAX_BATCHES);
         return 2;
     }
     if (sodium_init() < 0)
         return die("sodium_init", 0);
+    /* The gateway's receiver X25519: OpenSSL when its secure heap can be locked. */
+    if (o.x25519_ossl && tp_hpke_x25519_openssl((size_t)1 << 20) != 0)
+        return die("--x25519 openssl: OpenSSL's secure heap is not usable here", 0);
     int cpu = pin(o.cpu);
     if (cpu < 0)
         return die("sched_setaffinity failed", 0);
@@ -654,6 +670,8 @@ int main(int argc, char **argv)
            cpu, o.batches);
     printf("  %s, %s; suite HKDF-SHA256 / %s\n", OpenSSL_version(OPENSSL_VERSION),
            "libsodium " SODIUM_VERSION_STRING, aead_name(o.aead));
+    printf("  gateway X25519 (decap): %s\n",
+           tp_hpke_x25519_openssl_on() ? "OpenSSL, keys in its secure heap" : "libsodium");
     printf("  request: %zu-byte message/ohttp-req (zaslon_seal: POST %s, 2 fields + "
            "date, %d-byte body)\n",
            b.sealed_len, INNER_URL, BODY_LEN);
@@ -697,8 +715,8 @@ int main(int argc, char **argv)
     print_figure("AEAD re-key + seal, 1 KiB response", &f_as);
     print_figure("response nonce, tp_rand_public(16)", &f_rn);
     print_figure("tp_rand_bytes(32) (client ephemeral key)", &f_rs);
-    printf("  %-52s %7.2f us\n", "sum of parts (X25519 libsodium + the five above)",
-           f_sx.cpu_med + f_ks.cpu_med + f_hk.cpu_med + f_rk.cpu_med + f_ao.cpu_med +
+    printf("  %-52s %7.2f us\n", "sum of parts (the gateway's X25519 + the six above)",
+           (tp_hpke_x25519_openssl_on() ? f_oxs.cpu_med : f_sx.cpu_med) + f_ks.cpu_med + f_hk.cpu_med + f_rk.cpu_med + f_ao.cpu_med +
                f_as.cpu_med + f_rn.cpu_med);
     printf("gateway, per sealed request:\n");
     print_figure("decap only (X25519 + key schedule + AEAD open)", &f_dec);
@@ -713,7 +731,9 @@ int main(int argc, char **argv)
            f_cso.cpu_med - f_cs.cpu_med - f_ex.cpu_med);
     printf("\nfloor: %.2f us per sealed request = %.0f sealed requests/s per core "
            "(X25519 is %.0f%% of it)\n",
-           f_ex.cpu_med, 1e6 / f_ex.cpu_med, 100.0 * f_sx.cpu_med / f_ex.cpu_med);
+           f_ex.cpu_med, 1e6 / f_ex.cpu_med,
+           100.0 * (tp_hpke_x25519_openssl_on() ? f_oxs.cpu_med : f_sx.cpu_med) /
+               f_ex.cpu_med);
     printf("RESULT floor_us=%.2f floor_min_us=%.2f floor_max_us=%.2f floor_rps=%.0f "
            "floor_fresh_ctx_us=%.2f decap_us=%.2f x25519_sodium_us=%.2f "
            "x25519_ossl_us=%.2f x25519_ossl_per_req_us=%.2f bhttp_us=%.2f "
