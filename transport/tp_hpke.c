@@ -1,20 +1,28 @@
-/* HPKE base mode (RFC 9180) from OpenSSL 3.0 EVP primitives and libsodium X25519.
+/* HPKE base mode (RFC 9180) from OpenSSL 3.0 primitives and X25519 from OpenSSL or
+   libsodium.
 
-   X25519 choice, measured on the development machine (Debian 12, 2 vCPU Intel Xeon
-   with ADX/BMI2/AVX2, OpenSSL 3.0.22, libsodium 1.0.18, gcc -O2, 20000-iteration loop,
-   three runs):
-     libsodium crypto_scalarmult (DH)                       42.3-42.7 us/op
-     libsodium crypto_scalarmult_base (public key)          39.1-39.7 us/op
-     OpenSSL EVP_PKEY_derive, key objects prebuilt          36.4-38.1 us/op
-     OpenSSL derive with a cached private EVP_PKEY and a
-       fresh peer EVP_PKEY + EVP_PKEY_CTX per op (gateway)  43.0-52.6 us/op
-     OpenSSL derive from raw keys per op                    86.5-87.2 us/op
-       (EVP_PKEY_new_raw_private_key also computes the public key)
-   The bare OpenSSL ladder is ~12% faster, but every real use pays for key objects, and
-   caching the gateway's private key in an EVP_PKEY would copy it into OpenSSL's
-   ordinary heap, which the key store forbids. libsodium is the faster choice for the
-   operations HPKE actually performs, with the key borrowed straight from sodium_malloc
-   memory; it also refuses low-order points itself, on top of our own check. */
+   X25519, measured with tests/tools/zl_cryptofloor on the development machine (Debian
+   12, 2 vCPU Intel Xeon with ADX/BMI2/AVX2/SHA-NI, OpenSSL 3.0.22, libsodium 1.0.18,
+   one pinned core, shared with other sessions; medians of three runs, 2026-11-22):
+     libsodium crypto_scalarmult (DH)                          42.5-43.7 us/op
+     libsodium crypto_scalarmult_base (key generation)         ~39-41 us/op
+     OpenSSL EVP_PKEY_derive, key objects reused               36.1-37.3 us/op
+     the same with the peer key replaced per op
+       (EVP_PKEY_set1_encoded_public_key: what receivers do)   36.3-37.1 us/op
+     OpenSSL with a fresh peer EVP_PKEY + EVP_PKEY_CTX per op   43-51 us/op
+   So receivers use OpenSSL with everything but the peer's public key kept per thread
+   (~15 % less than libsodium), once tp_hpke_x25519_openssl has made sure the private
+   keys can live in OpenSSL's locked secure heap: OpenSSL 3.0 imports a raw private key
+   (EVP_PKEY_new_raw_private_key, EVP_PKEY_fromdata) into ordinary heap, cleansed on
+   free but not locked, and only EVP_PKEY_dup or key generation allocate it with
+   OPENSSL_secure_malloc (checked at start-up through CRYPTO_secure_used). Senders (the
+   client library: one key generation and one DH with a fresh ephemeral key each time)
+   stay on libsodium, where no key object has to be built per request.
+
+   HMAC-SHA256 per call (32-byte key, 80-byte message, same machine): EVP_MAC_init +
+   update + final 0.82 us, with several allocations; libsodium crypto_auth_hmacsha256
+   1.79 us (portable C SHA-256); OpenSSL's SHA256_* over a struct on the stack 0.27 us,
+   and 0.19-0.21 us from kept padded key states (SHA-NI; the bench machine was busy). */
 /* SHA256_Init and friends are deprecated in OpenSSL 3.0 in favour of EVP_MD, but they
    are the only OpenSSL SHA-256 whose state is a plain struct: it lives on the stack and
    a keyed HMAC state is copied with '=', where EVP_MAC_init allocates and looks up

@@ -2,17 +2,19 @@
      KEM  DHKEM(X25519, HKDF-SHA256)  0x0020
      KDF  HKDF-SHA256                 0x0001
      AEAD AES-128-GCM 0x0001, AES-256-GCM 0x0002, ChaCha20-Poly1305 0x0003
-   OpenSSL 3.0 has no HPKE API, so this is built from its EVP primitives (HMAC through
-   EVP_MAC for HKDF, EVP_CIPHER for the AEADs); X25519 comes from libsodium (faster here,
-   and the private key never has to be copied into an OpenSSL key object; numbers in
+   OpenSSL 3.0 has no HPKE API, so this is built from its primitives: HMAC-SHA256 for
+   HKDF over OpenSSL's SHA-256 with the padded key states kept on the stack, EVP_CIPHER
+   for the AEADs. X25519 is libsodium's, except for receivers once
+   tp_hpke_x25519_openssl has switched them to OpenSSL's (faster here; numbers in
    tp_hpke.c). I/O-free and shared by the gateway and the client library.
 
    Keys are raw 32-byte X25519 strings. Private keys are always borrowed: nothing here
-   keeps or copies them beyond stack temporaries that are wiped before returning.
+   keeps or copies them beyond stack temporaries that are wiped before returning, except
+   the OpenSSL key objects of tp_hpke_x25519_openssl, in OpenSSL's locked secure heap.
 
-   A context (struct tp_hpke_ctx) is a heap object that owns its EVP_CIPHER_CTX and
-   EVP_MAC_CTX for its whole life; SetupBaseS / SetupBaseR (re)key it, so one context can
-   be reused for many exchanges and seal/open never allocate. A context is used by one
+   A context (struct tp_hpke_ctx) is a heap object that owns its EVP_CIPHER_CTX for its
+   whole life; SetupBaseS / SetupBaseR (re)key it, so one context can be reused for many
+   exchanges and seal/open never allocate. A context is used by one
    thread at a time. Every function returns 0 or a negative TP_ERR_* (tp_err.h):
      TP_ERR_UNSUPPORTED  unknown kem/kdf/aead id
      TP_ERR_INVALID      a length is wrong, an output buffer too small
