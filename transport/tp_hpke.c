@@ -709,6 +709,10 @@ static int cipher_key(struct tp_hpke_ctx *ctx, const uint8_t *key)
     const EVP_CIPHER *c = aead_cipher(ctx->suite.aead_id);
     if (!c)
         return TP_ERR_UNSUPPORTED;
+    /* Already this cipher (a response re-keying its request's context): a NULL cipher
+       re-keys OpenSSL's context in place instead of freeing and allocating it. */
+    if (EVP_CIPHER_CTX_get0_cipher(ctx->cipher) == c)
+        c = NULL;
     if (EVP_CipherInit_ex2(ctx->cipher, c, key, NULL, 1, NULL) != 1)
         return TP_ERR_CRYPTO;
     return 0;
