@@ -449,7 +449,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .cpu = -1,
                        .aead = TP_HPKE_AEAD_AES128GCM,
                        .x25519_ossl = true};
-    for (int i = 1; i < argc; i++) {
+    /* Every option takes one value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -491,7 +492,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else {
             return -1;
         }
-        i++;
     }
     return 0;
 }
