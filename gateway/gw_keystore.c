@@ -32,6 +32,10 @@
 #define SCRATCH NIDS
 #define NSLOTS (NIDS + 1)
 #define KEM_X25519 0x0020
+/* OpenSSL's secure heap, once tp_hpke_x25519_openssl creates it, holds each worker's
+   copies of the private keys (32 bytes each) and whatever OpenSSL puts there for TLS
+   (ephemeral keys, private bignums): 1 MiB of locked memory leaves ample room. */
+#define OSSL_ARENA ((size_t)1 << 20)
 
 struct gw_keystore {
     size_t count;
@@ -495,6 +499,10 @@ int gw_keystore_load(const char *dir, struct gw_keystore **out, char *err, size_
         seterr(err, errlen, "%s: libsodium could not be initialised", dir);
         return -1;
     }
+    /* The first load happens at start-up, before the workers: the one moment the
+       process-wide secure heap may be created. If it cannot be locked, decapsulation
+       stays on libsodium, reading the keys straight from this store. */
+    (void)tp_hpke_x25519_openssl(OSSL_ARENA);
     ks = calloc(1, sizeof(*ks));
     if (!ks) {
         seterr(err, errlen, "%s: out of memory", dir);
@@ -597,6 +605,8 @@ void gw_keystore_free(struct gw_keystore *ks)
     /* sodium_free makes the region writable again and wipes it. */
     sodium_free(ks->secrets);
     ks->secrets = NULL;
+    /* and each worker drops (and OpenSSL wipes) its copies at its next request. */
+    tp_hpke_forget_keys();
     free(ks->configs);
     ks->configs = NULL;
     free(ks);

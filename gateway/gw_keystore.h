@@ -28,7 +28,9 @@
    GW_KEYFILE_MAX bytes is refused with a message naming the file and the reason,
    never key bytes. Private keys live in one sodium_malloc region (locked where
    RLIMIT_MEMLOCK allows, and the store still works where it does not), read-only
-   once loaded, and wiped on free. Several keys live at once so keys can rotate:
+   once loaded, and wiped on free. The first load also switches decapsulation to
+   OpenSSL's X25519 (tp_hpke_x25519_openssl), whose per-worker copies of the keys live
+   in OpenSSL's locked secure heap; freeing a store makes the workers drop theirs. Several keys live at once so keys can rotate:
    publish the next, overlap, retire the old. Key ids are unique within a store. */
 #ifndef ZASLON_GATEWAY_GW_KEYSTORE_H
 #define ZASLON_GATEWAY_GW_KEYSTORE_H

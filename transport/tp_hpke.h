@@ -2,17 +2,19 @@
      KEM  DHKEM(X25519, HKDF-SHA256)  0x0020
      KDF  HKDF-SHA256                 0x0001
      AEAD AES-128-GCM 0x0001, AES-256-GCM 0x0002, ChaCha20-Poly1305 0x0003
-   OpenSSL 3.0 has no HPKE API, so this is built from its EVP primitives (HMAC through
-   EVP_MAC for HKDF, EVP_CIPHER for the AEADs); X25519 comes from libsodium (faster here,
-   and the private key never has to be copied into an OpenSSL key object; numbers in
+   OpenSSL 3.0 has no HPKE API, so this is built from its primitives: HMAC-SHA256 for
+   HKDF over OpenSSL's SHA-256 with the padded key states kept on the stack, EVP_CIPHER
+   for the AEADs. X25519 is libsodium's, except for receivers once
+   tp_hpke_x25519_openssl has switched them to OpenSSL's (faster here; numbers in
    tp_hpke.c). I/O-free and shared by the gateway and the client library.
 
    Keys are raw 32-byte X25519 strings. Private keys are always borrowed: nothing here
-   keeps or copies them beyond stack temporaries that are wiped before returning.
+   keeps or copies them beyond stack temporaries that are wiped before returning, except
+   the OpenSSL key objects of tp_hpke_x25519_openssl, in OpenSSL's locked secure heap.
 
-   A context (struct tp_hpke_ctx) is a heap object that owns its EVP_CIPHER_CTX and
-   EVP_MAC_CTX for its whole life; SetupBaseS / SetupBaseR (re)key it, so one context can
-   be reused for many exchanges and seal/open never allocate. A context is used by one
+   A context (struct tp_hpke_ctx) is a heap object that owns its EVP_CIPHER_CTX for its
+   whole life; SetupBaseS / SetupBaseR (re)key it, so one context can be reused for many
+   exchanges and seal/open never allocate. A context is used by one
    thread at a time. Every function returns 0 or a negative TP_ERR_* (tp_err.h):
      TP_ERR_UNSUPPORTED  unknown kem/kdf/aead id
      TP_ERR_INVALID      a length is wrong, an output buffer too small
@@ -106,6 +108,27 @@ int tp_hpke_encap_derand(const uint8_t *pk_r, const uint8_t *sk_e, uint8_t *shar
    TP_ERR_PROTO if |enc| is a low-order point or the DH result is all zero. */
 int tp_hpke_decap(const uint8_t *enc, const uint8_t *sk_r, const uint8_t *pk_r,
                   uint8_t *shared_secret);
+
+/* Switches receivers to OpenSSL's X25519 (faster than libsodium's on this CPU), for
+   tp_hpke_decap and tp_hpke_setup_base_r calls that pass |pk_r|: each thread then keeps
+   up to eight private keys, keyed by their public keys, as EVP_PKEY objects in
+   OpenSSL's secure heap, which this call creates, |arena| bytes (a power of two),
+   locked in memory. The secure heap is process-wide: OpenSSL then puts every private
+   key and secret bignum it creates there (TLS ephemeral keys too), so |arena| must
+   leave room for those. Call it once at start-up, before other threads use OpenSSL;
+   later calls return the first call's result. Returns 0 when on, TP_ERR_UNSUPPORTED
+   when the arena could not be locked or this OpenSSL does not put private keys in it
+   (libsodium then stays in use: nothing changes), TP_ERR_CRYPTO if the primitives
+   could not be set up. */
+int tp_hpke_x25519_openssl(size_t arena);
+
+/* True once tp_hpke_x25519_openssl has succeeded. */
+bool tp_hpke_x25519_openssl_on(void);
+
+/* Makes every thread drop its cached OpenSSL copies of private keys (they are wiped as
+   they are freed) before its next decapsulation; a thread that never decapsulates
+   again keeps them until it exits. Call when keys are retired. Thread-safe. */
+void tp_hpke_forget_keys(void);
 
 /* Allocates an empty context into *out (untouched on failure). Returns 0 or
    TP_ERR_NOMEM / TP_ERR_CRYPTO. The caller owns it and frees it with tp_hpke_ctx_free. */

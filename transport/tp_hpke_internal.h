@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 enum tp_hpke_role {
     TP_HPKE_ROLE_EMPTY = 0,
@@ -19,9 +20,15 @@ enum tp_hpke_role {
     TP_HPKE_ROLE_AEAD,     /* after tp_hpke_ctx_set_aead_key: seal + open */
 };
 
+/* HMAC-SHA256 keyed once: the SHA-256 states after key ^ ipad and key ^ opad. As
+   secret as the key itself; wiped after use. */
+struct tp_hpke_hmac_key {
+    SHA256_CTX inner;
+    SHA256_CTX outer;
+};
+
 struct tp_hpke_ctx {
     EVP_CIPHER_CTX *cipher; /* keyed once per setup; each seal/open only sets the IV */
-    EVP_MAC_CTX *mac;       /* HMAC-SHA256, re-keyed for every HKDF step */
     struct tp_hpke_suite suite;
     enum tp_hpke_role role;
     size_t nk;

@@ -387,8 +387,9 @@ int tp_ohttp_gateway_encap_response(struct tp_ohttp_gateway *gw, const uint8_t *
     if (need == 0 || !out || out_cap < need || (res_len && !res))
         return TP_ERR_INVALID;
     nonce_len = response_nonce_len(gw->hdr.aead_id);
-    /* The nonce goes straight into the output, where it is sent as is. */
-    rv = tp_rand_bytes(out, nonce_len);
+    /* The nonce goes straight into the output, where it is sent as is: public bytes,
+       so from the per-thread pool rather than a system call each. */
+    rv = tp_rand_public(out, nonce_len);
     if (rv == 0)
         rv = response_keys(gw->hpke, gw->enc, out, nonce_len);
     if (rv == 0)

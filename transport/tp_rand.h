@@ -13,6 +13,17 @@
    (the buffer is then zeroed, never left with stale contents). */
 int tp_rand_bytes(void *buf, size_t len);
 
+/* Fills |buf| with |len| random bytes meant to be sent in the clear (an OHTTP response
+   nonce), from a per-thread pool that one randombytes_buf call refills
+   TP_RAND_PUBLIC_POOL bytes at a time, so a nonce costs a copy rather than a system
+   call. Never use it for anything secret: the pool's unused bytes stay readable in
+   ordinary memory until they are handed out. A fork empties every pool (the child
+   never repeats its parent's bytes); test pins (below) apply here too, first. Requests
+   larger than the pool go straight to tp_rand_bytes. Thread-safe; returns as
+   tp_rand_bytes does. */
+#define TP_RAND_PUBLIC_POOL 512
+int tp_rand_public(void *buf, size_t len);
+
 #ifdef ZASLON_TESTING
 /* Test builds only (ZASLON_TESTING): the next tp_rand_bytes calls made by THIS THREAD
    return |bytes| (copied; at most TP_RAND_PIN_MAX bytes, more is an assert), consumed

@@ -6,11 +6,14 @@
    expands, one AEAD seal), for a typical exchange: a ~200-byte Binary HTTP POST sealed
    by libzaslon-client's zaslon_seal (so padded as every client pads it: the whole
    message/ohttp-req is 1 KiB) and a 200 "ok" response padded to the 1 KiB bucket, as
-   gw_sealed.c pads it. For reference it also times one X25519 alone (libsodium, which
-   HPKE uses here, and OpenSSL's EVP derive), the same exchange with a fresh gateway
-   context per request (what gw_sealed.c does today), the Binary HTTP decode + encode
-   around it, and the client's own zaslon_seal / zaslon_open (what a load generator
-   pays per request).
+   gw_sealed.c pads it. The gateway's X25519 is OpenSSL's, as gw_keystore_load sets it
+   up (tp_hpke_x25519_openssl; --x25519 libsodium measures the fallback). It also
+   prints the parts of that floor: each X25519 (libsodium and OpenSSL, as a DH and as
+   a key generation), the HPKE key schedule, the KEM's HKDF pair, the response KDF,
+   AEAD open and re-key + seal of 1 KiB, and the randomness; then the same exchange
+   with a fresh gateway context per request (what gw_sealed.c does), the Binary HTTP
+   decode + encode around it, and the client's own zaslon_seal / zaslon_open (what a
+   load generator pays per request).
 
    Every figure is CPU time of this thread (CLOCK_THREAD_CPUTIME_ID, so comparable with
    a process's utime+stime from /proc) over B batches of the same operation, printed
@@ -23,6 +26,7 @@
 
      zl_cryptofloor [--seconds S] [--batches B] [--iters N] [--cpu N]
                     [--aead aes128gcm|aes256gcm|chacha20poly1305]
+                    [--x25519 openssl|libsodium]
 
    Exit status 0, or 1 with a reason on stderr. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
@@ -42,7 +46,9 @@
 #include "tp_bhttp.h"
 #include "tp_err.h"
 #include "tp_hpke.h"
+#include "tp_hpke_internal.h"
 #include "tp_ohttp.h"
+#include "tp_rand.h"
 #include "zaslon_client.h"
 
 #define MAX_BATCHES 51
@@ -61,6 +67,7 @@ struct opts {
     long iters; /* 0: calibrate */
     int cpu;    /* -1: first allowed */
     uint16_t aead;
+    bool x25519_ossl; /* receivers on OpenSSL's X25519, as gw_keystore_load sets up */
 };
 
 /* Everything one timed operation needs. */
@@ -80,6 +87,14 @@ struct bench {
     uint8_t x_sk[32], x_pk[32], x_out[32];
     EVP_PKEY *ossl_sk, *ossl_pk;
     EVP_PKEY_CTX *ossl_ctx;
+    /* the parts of the floor */
+    struct tp_hpke_ctx *hctx; /* key schedule, KDF, re-key + seal */
+    struct tp_hpke_ctx *actx; /* keyed once: opens aead_ct */
+    struct tp_hpke_suite suite;
+    uint8_t shared[TP_HPKE_SECRET_LEN];
+    uint8_t aead_ct[BUF_CAP];
+    size_t aead_ct_len;
+    uint8_t rnd[32];
     /* client side */
     struct zaslon_client *client;
     struct zaslon_request req;
@@ -154,6 +169,92 @@ static int op_ossl_x25519_per_request(struct bench *b)
     EVP_PKEY_CTX_free(c);
     EVP_PKEY_free(peer);
     return ok ? 0 : -1;
+}
+
+/* OpenSSL with the peer key object kept and only its public key replaced per request
+   (EVP_PKEY_set1_encoded_public_key): what a gateway that cached one derive context
+   per key and thread would pay. */
+static int op_ossl_x25519_set_peer(struct bench *b)
+{
+    size_t ol = sizeof(b->x_out);
+    return EVP_PKEY_set1_encoded_public_key(b->ossl_pk, b->x_pk, 32) == 1 &&
+                   EVP_PKEY_derive(b->ossl_ctx, b->x_out, &ol) == 1
+               ? 0
+               : -1;
+}
+
+static int op_sodium_x25519_base(struct bench *b)
+{
+    return crypto_scalarmult_base(b->x_out, b->x_sk) == 0 ? 0 : -1;
+}
+
+/* The HPKE key schedule of one request: three LabeledExtract, three LabeledExpand,
+   and keying the AEAD context. */
+static int op_key_schedule(struct bench *b)
+{
+    static const uint8_t info[] = "message/bhttp request\0\x01\x00\x20\x00\x01\x00\x01";
+    return tp_hpke_key_schedule(b->hctx, b->suite, TP_HPKE_ROLE_RECEIVER, b->shared, info,
+                                sizeof(info) - 1, NULL);
+}
+
+/* The KEM's two HKDF steps (ExtractAndExpand) without the X25519: Decap with a
+   low-order check and the DH measured apart is not reachable, so this is the DH-free
+   share measured as one bare Extract plus one Expand of the context's KDF. */
+static int op_hkdf_pair(struct bench *b)
+{
+    uint8_t prk[TP_HPKE_SECRET_LEN];
+    int rv = tp_hpke_ctx_extract(b->hctx, b->rnd, 16, b->shared, 32, prk);
+    if (rv == 0)
+        rv = tp_hpke_ctx_expand(b->hctx, prk, sizeof(prk), b->rnd, 32, b->x_out, 32);
+    return rv;
+}
+
+/* The response keys: Export plus Extract plus two Expands (RFC 9458 section 4.4). */
+static int op_response_kdf(struct bench *b)
+{
+    uint8_t secret[16], prk[TP_HPKE_SECRET_LEN], key[16], nonce[12];
+    int rv = tp_hpke_export(b->hctx, (const uint8_t *)"message/bhttp response", 22,
+                            secret, sizeof(secret));
+    if (rv == 0)
+        rv = tp_hpke_ctx_extract(b->hctx, b->rnd, 16, secret, sizeof(secret), prk);
+    if (rv == 0)
+        rv = tp_hpke_ctx_expand(b->hctx, prk, sizeof(prk), (const uint8_t *)"key", 3, key,
+                                sizeof(key));
+    if (rv == 0)
+        rv = tp_hpke_ctx_expand(b->hctx, prk, sizeof(prk), (const uint8_t *)"nonce", 5,
+                                nonce, sizeof(nonce));
+    return rv;
+}
+
+/* One AEAD open of the 1 KiB request body with the context keyed (sequence 0). */
+static int op_aead_open(struct bench *b)
+{
+    size_t got = 0;
+    tp_hpke_ctx_set_seq(b->actx, 0);
+    return tp_hpke_open(b->actx, NULL, 0, b->aead_ct, b->aead_ct_len, b->res_sealed,
+                        sizeof(b->res_sealed), &got);
+}
+
+/* Re-keying for the response plus one AEAD seal of the 1 KiB response. */
+static int op_aead_rekey_seal(struct bench *b)
+{
+    size_t got = 0;
+    int rv = tp_hpke_ctx_set_aead_key(b->hctx, b->shared, tp_hpke_aead_key_len(b->suite.aead_id),
+                                      b->rnd, TP_HPKE_NONCE_LEN);
+    if (rv == 0)
+        rv = tp_hpke_seal(b->hctx, NULL, 0, b->res_plain, b->res_plain_len, b->res_sealed,
+                          sizeof(b->res_sealed), &got);
+    return rv;
+}
+
+static int op_rand_nonce(struct bench *b)
+{
+    return tp_rand_public(b->rnd, 16);
+}
+
+static int op_rand_secret(struct bench *b)
+{
+    return tp_rand_bytes(b->rnd, 32);
 }
 
 static int op_decap(struct bench *b)
@@ -346,8 +447,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .batches = 7,
                        .iters = 0,
                        .cpu = -1,
-                       .aead = TP_HPKE_AEAD_AES128GCM};
-    for (int i = 1; i < argc; i++) {
+                       .aead = TP_HPKE_AEAD_AES128GCM,
+                       .x25519_ossl = true};
+    /* Every option takes one value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -379,10 +482,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 o->aead = TP_HPKE_AEAD_CHACHA20POLY1305;
             else
                 return -1;
+        } else if (strcmp(a, "--x25519") == 0 && v) {
+            if (strcmp(v, "openssl") == 0)
+                o->x25519_ossl = true;
+            else if (strcmp(v, "libsodium") == 0)
+                o->x25519_ossl = false;
+            else
+                return -1;
         } else {
             return -1;
         }
-        i++;
     }
     return 0;
 }
@@ -478,6 +587,22 @@ static int setup(struct bench *b, const struct opts *o)
     if (!b->ossl_pk || !b->ossl_ctx || EVP_PKEY_derive_init(b->ossl_ctx) != 1 ||
         EVP_PKEY_derive_set_peer(b->ossl_ctx, b->ossl_pk) != 1)
         return die("OpenSSL X25519 setup", 0);
+    /* The parts: a receiver context keyed once, a sealed 1 KiB body to open. */
+    b->suite = (struct tp_hpke_suite){TP_HPKE_KEM_X25519_SHA256, TP_HPKE_KDF_HKDF_SHA256,
+                                      o->aead};
+    randombytes_buf(b->shared, sizeof(b->shared));
+    randombytes_buf(b->rnd, sizeof(b->rnd));
+    if ((rv = tp_hpke_ctx_new(&b->hctx)) != 0 || (rv = tp_hpke_ctx_new(&b->actx)) != 0)
+        return die("HPKE context", rv);
+    if ((rv = op_key_schedule(b)) != 0 ||
+        (rv = tp_hpke_key_schedule(b->actx, b->suite, TP_HPKE_ROLE_RECEIVER, b->shared,
+                                   NULL, 0, NULL)) != 0 ||
+        (rv = tp_hpke_ctx_set_aead_key(b->actx, b->shared, tp_hpke_aead_key_len(o->aead),
+                                       b->rnd, TP_HPKE_NONCE_LEN)) != 0 ||
+        (rv = tp_hpke_seal(b->actx, NULL, 0, b->res_plain, b->res_plain_len, b->aead_ct,
+                           sizeof(b->aead_ct), &b->aead_ct_len)) != 0 ||
+        (rv = op_aead_open(b)) != 0)
+        return die("AEAD setup", rv);
     uint8_t check[32];
     size_t cl = sizeof(check);
     if (EVP_PKEY_derive(b->ossl_ctx, check, &cl) != 1 || cl != 32 ||
@@ -491,6 +616,8 @@ static void teardown(struct bench *b)
 {
     tp_ohttp_gateway_free(b->gw);
     zaslon_client_free(b->client);
+    tp_hpke_ctx_free(b->hctx);
+    tp_hpke_ctx_free(b->actx);
     EVP_PKEY_CTX_free(b->ossl_ctx);
     EVP_PKEY_free(b->ossl_pk);
     EVP_PKEY_free(b->ossl_sk);
@@ -516,18 +643,22 @@ int main(int argc, char **argv)
     struct opts o;
     static struct bench b; /* large buffers: not on the stack */
     struct figure f_sx, f_ox, f_oxr, f_dec, f_ex, f_exf, f_bh, f_cs, f_cso;
+    struct figure f_sxb, f_oxs, f_ks, f_hk, f_rk, f_ao, f_as, f_rn, f_rs;
     int rc = 1;
 
     if (parse_opts(argc, argv, &o) != 0) {
         fprintf(stderr,
                 "usage: zl_cryptofloor [--seconds S] [--batches B(5..%d)] "
                 "[--iters N] [--cpu N] [--aead aes128gcm|aes256gcm|"
-                "chacha20poly1305]\n",
+                "chacha20poly1305] [--x25519 openssl|libsodium]\n",
                 MAX_BATCHES);
         return 2;
     }
     if (sodium_init() < 0)
         return die("sodium_init", 0);
+    /* The gateway's receiver X25519: OpenSSL when its secure heap can be locked. */
+    if (o.x25519_ossl && tp_hpke_x25519_openssl((size_t)1 << 20) != 0)
+        return die("--x25519 openssl: OpenSSL's secure heap is not usable here", 0);
     int cpu = pin(o.cpu);
     if (cpu < 0)
         return die("sched_setaffinity failed", 0);
@@ -539,6 +670,8 @@ int main(int argc, char **argv)
            cpu, o.batches);
     printf("  %s, %s; suite HKDF-SHA256 / %s\n", OpenSSL_version(OPENSSL_VERSION),
            "libsodium " SODIUM_VERSION_STRING, aead_name(o.aead));
+    printf("  gateway X25519 (decap): %s\n",
+           tp_hpke_x25519_openssl_on() ? "OpenSSL, keys in its secure heap" : "libsodium");
     printf("  request: %zu-byte message/ohttp-req (zaslon_seal: POST %s, 2 fields + "
            "date, %d-byte body)\n",
            b.sealed_len, INNER_URL, BODY_LEN);
@@ -547,22 +680,44 @@ int main(int argc, char **argv)
            b.res_plain_len, RESPONSE_BODY, b.res_sealed_len);
 
     /* Shares of --seconds; they add up to 1. */
-    if (!measure(&b, &o, op_sodium_x25519, 0.10, &f_sx) ||
-        !measure(&b, &o, op_ossl_x25519_reused, 0.08, &f_ox) ||
-        !measure(&b, &o, op_ossl_x25519_per_request, 0.08, &f_oxr) ||
-        !measure(&b, &o, op_decap, 0.12, &f_dec) ||
-        !measure(&b, &o, op_exchange, 0.30, &f_ex) ||
-        !measure(&b, &o, op_exchange_fresh, 0.12, &f_exf) ||
-        !measure(&b, &o, op_bhttp, 0.04, &f_bh) ||
-        !measure(&b, &o, op_client_seal, 0.08, &f_cs) ||
-        !measure(&b, &o, op_client_seal_open, 0.08, &f_cso)) {
+    if (!measure(&b, &o, op_sodium_x25519, 0.08, &f_sx) ||
+        !measure(&b, &o, op_sodium_x25519_base, 0.04, &f_sxb) ||
+        !measure(&b, &o, op_ossl_x25519_reused, 0.06, &f_ox) ||
+        !measure(&b, &o, op_ossl_x25519_set_peer, 0.06, &f_oxs) ||
+        !measure(&b, &o, op_ossl_x25519_per_request, 0.04, &f_oxr) ||
+        !measure(&b, &o, op_key_schedule, 0.02, &f_ks) ||
+        !measure(&b, &o, op_hkdf_pair, 0.02, &f_hk) ||
+        !measure(&b, &o, op_response_kdf, 0.02, &f_rk) ||
+        !measure(&b, &o, op_aead_open, 0.02, &f_ao) ||
+        !measure(&b, &o, op_aead_rekey_seal, 0.02, &f_as) ||
+        !measure(&b, &o, op_rand_nonce, 0.01, &f_rn) ||
+        !measure(&b, &o, op_rand_secret, 0.01, &f_rs) ||
+        !measure(&b, &o, op_decap, 0.10, &f_dec) ||
+        !measure(&b, &o, op_exchange, 0.26, &f_ex) ||
+        !measure(&b, &o, op_exchange_fresh, 0.10, &f_exf) ||
+        !measure(&b, &o, op_bhttp, 0.02, &f_bh) ||
+        !measure(&b, &o, op_client_seal, 0.06, &f_cs) ||
+        !measure(&b, &o, op_client_seal_open, 0.06, &f_cso)) {
         die("a timed operation failed", b.fail);
         goto out;
     }
     printf("reference (one X25519):\n");
     print_figure("X25519 libsodium crypto_scalarmult", &f_sx);
     print_figure("X25519 OpenSSL EVP_PKEY_derive, key objects reused", &f_ox);
+    print_figure("X25519 OpenSSL, peer replaced by set1_encoded_public", &f_oxs);
     print_figure("X25519 OpenSSL, fresh peer EVP_PKEY + ctx per op", &f_oxr);
+    print_figure("X25519 libsodium crypto_scalarmult_base (keygen)", &f_sxb);
+    printf("parts of the floor (one each per sealed request unless said):\n");
+    print_figure("HPKE key schedule (3 Extract, 3 Expand, AEAD key)", &f_ks);
+    print_figure("HKDF Extract + Expand (KEM ExtractAndExpand)", &f_hk);
+    print_figure("response KDF (Export, Extract, 2 Expand)", &f_rk);
+    print_figure("AEAD open, 1 KiB request", &f_ao);
+    print_figure("AEAD re-key + seal, 1 KiB response", &f_as);
+    print_figure("response nonce, tp_rand_public(16)", &f_rn);
+    print_figure("tp_rand_bytes(32) (client ephemeral key)", &f_rs);
+    printf("  %-52s %7.2f us\n", "sum of parts (the gateway's X25519 + the six above)",
+           (tp_hpke_x25519_openssl_on() ? f_oxs.cpu_med : f_sx.cpu_med) + f_ks.cpu_med + f_hk.cpu_med + f_rk.cpu_med + f_ao.cpu_med +
+               f_as.cpu_med + f_rn.cpu_med);
     printf("gateway, per sealed request:\n");
     print_figure("decap only (X25519 + key schedule + AEAD open)", &f_dec);
     print_figure("FLOOR: decap + encap_response (context reused)", &f_ex);
@@ -576,14 +731,21 @@ int main(int argc, char **argv)
            f_cso.cpu_med - f_cs.cpu_med - f_ex.cpu_med);
     printf("\nfloor: %.2f us per sealed request = %.0f sealed requests/s per core "
            "(X25519 is %.0f%% of it)\n",
-           f_ex.cpu_med, 1e6 / f_ex.cpu_med, 100.0 * f_sx.cpu_med / f_ex.cpu_med);
+           f_ex.cpu_med, 1e6 / f_ex.cpu_med,
+           100.0 * (tp_hpke_x25519_openssl_on() ? f_oxs.cpu_med : f_sx.cpu_med) /
+               f_ex.cpu_med);
     printf("RESULT floor_us=%.2f floor_min_us=%.2f floor_max_us=%.2f floor_rps=%.0f "
            "floor_fresh_ctx_us=%.2f decap_us=%.2f x25519_sodium_us=%.2f "
            "x25519_ossl_us=%.2f x25519_ossl_per_req_us=%.2f bhttp_us=%.2f "
-           "client_seal_us=%.2f client_open_us=%.2f\n",
+           "client_seal_us=%.2f client_open_us=%.2f x25519_ossl_set_peer_us=%.2f "
+           "x25519_base_us=%.2f key_schedule_us=%.2f hkdf_pair_us=%.2f "
+           "response_kdf_us=%.2f aead_open_us=%.2f aead_rekey_seal_us=%.2f "
+           "rand_nonce_us=%.2f rand_secret_us=%.2f\n",
            f_ex.cpu_med, f_ex.cpu_min, f_ex.cpu_max, 1e6 / f_ex.cpu_med, f_exf.cpu_med,
            f_dec.cpu_med, f_sx.cpu_med, f_ox.cpu_med, f_oxr.cpu_med, f_bh.cpu_med,
-           f_cs.cpu_med, f_cso.cpu_med - f_cs.cpu_med - f_ex.cpu_med);
+           f_cs.cpu_med, f_cso.cpu_med - f_cs.cpu_med - f_ex.cpu_med, f_oxs.cpu_med,
+           f_sxb.cpu_med, f_ks.cpu_med, f_hk.cpu_med, f_rk.cpu_med, f_ao.cpu_med,
+           f_as.cpu_med, f_rn.cpu_med, f_rs.cpu_med);
     rc = 0;
 out:
     teardown(&b);

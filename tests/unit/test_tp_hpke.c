@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <CUnit/CUnit.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
 
 #include "unit_suites.h"
 
@@ -742,6 +744,58 @@ static void bare_aead(void)
     tp_hpke_ctx_free(b);
 }
 
+/* Receivers on OpenSSL's X25519 (tp_hpke_x25519_openssl): the RFC 9180 vectors, the
+   low-order points and the round trips again, each DH equal to libsodium's, the
+   private keys in OpenSSL's secure heap, and tp_hpke_forget_keys releasing them. The
+   switch is process-wide and cannot be undone, so this runs last in the suite; where
+   the arena cannot be locked (RLIMIT_MEMLOCK) the switch must report it and change
+   nothing. */
+static void x25519_openssl(void)
+{
+    uint8_t sk[8][32], pk[8][32], ss_s[32], ss_r[32], enc[32];
+    int rv = tp_hpke_x25519_openssl((size_t)1 << 20);
+
+    CU_ASSERT(rv == 0 || rv == TP_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(tp_hpke_x25519_openssl_on(), rv == 0);
+    CU_ASSERT_EQUAL(tp_hpke_x25519_openssl((size_t)1 << 20), rv);
+    if (rv != 0) {
+        /* Still libsodium, still working. */
+        CU_ASSERT_EQUAL(tp_hpke_generate_keypair(sk[0], pk[0]), 0);
+        CU_ASSERT_EQUAL(tp_hpke_encap(pk[0], ss_s, enc), 0);
+        CU_ASSERT_EQUAL(tp_hpke_decap(enc, sk[0], pk[0], ss_r), 0);
+        CU_ASSERT_EQUAL(memcmp(ss_s, ss_r, 32), 0);
+        sodium_memzero(sk, sizeof(sk));
+        return;
+    }
+    rfc9180_vectors();
+    low_order_points();
+    round_trips();
+
+    /* Eight keys filling a thread's cache, each enc decapsulated on both libraries. */
+    tp_hpke_forget_keys();
+    for (size_t round = 0; round < 3; round++)
+        for (size_t i = 0; i < 8; i++) {
+            if (round == 0)
+                CU_ASSERT_EQUAL(tp_hpke_generate_keypair(sk[i], pk[i]), 0);
+            CU_ASSERT_EQUAL(tp_hpke_encap(pk[i], ss_s, enc), 0);
+            memset(ss_r, 0, sizeof(ss_r));
+            CU_ASSERT_EQUAL(tp_hpke_decap(enc, sk[i], pk[i], ss_r), 0); /* OpenSSL */
+            CU_ASSERT_EQUAL(memcmp(ss_s, ss_r, 32), 0);
+            memset(ss_r, 0, sizeof(ss_r));
+            CU_ASSERT_EQUAL(tp_hpke_decap(enc, sk[i], NULL, ss_r), 0); /* libsodium */
+            CU_ASSERT_EQUAL(memcmp(ss_s, ss_r, 32), 0);
+        }
+    size_t held = CRYPTO_secure_used();
+    CU_ASSERT(held >= 8 * 32);
+    tp_hpke_forget_keys();
+    CU_ASSERT_EQUAL(tp_hpke_encap(pk[0], ss_s, enc), 0);
+    CU_ASSERT_EQUAL(tp_hpke_decap(enc, sk[0], pk[0], ss_r), 0);
+    CU_ASSERT_EQUAL(memcmp(ss_s, ss_r, 32), 0);
+    /* Seven of the eight copies are gone (and wiped by OpenSSL as they went). */
+    CU_ASSERT(CRYPTO_secure_used() + 7 * 32 <= held);
+    sodium_memzero(sk, sizeof(sk));
+}
+
 int test_tp_hpke(void)
 {
     CU_pSuite s = CU_add_suite("tp_hpke", NULL, NULL);
@@ -750,7 +804,8 @@ int test_tp_hpke(void)
         !CU_add_test(s, "pinned randomness", pinned_randomness) ||
         !CU_add_test(s, "low-order points", low_order_points) ||
         !CU_add_test(s, "refusals", refusals) ||
-        !CU_add_test(s, "bare AEAD for OHTTP responses", bare_aead))
+        !CU_add_test(s, "bare AEAD for OHTTP responses", bare_aead) ||
+        !CU_add_test(s, "X25519 on OpenSSL's secure heap", x25519_openssl))
         return -1;
     return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -629,6 +631,55 @@ static void round_trips(void)
     tp_ohttp_gateway_free(gw);
 }
 
+/* Response nonces come from tp_rand_public's per-thread pool: pins still win, bytes
+   are never handed out twice, a request larger than the pool still works, and a forked
+   child does not repeat what its parent will hand out next. */
+static void public_randomness(void)
+{
+    enum { N = 3 * TP_RAND_PUBLIC_POOL / 16 };
+    static uint8_t got[N][16];
+    const uint8_t pinned[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    uint8_t out[12], big[TP_RAND_PUBLIC_POOL + 40], mine[16], child[16];
+    int fds[2];
+
+    tp_rand_pin(pinned, sizeof(pinned));
+    CU_ASSERT_EQUAL(tp_rand_public(out, sizeof(out)), 0);
+    CU_ASSERT_EQUAL(memcmp(out, pinned, sizeof(out)), 0);
+    CU_ASSERT_EQUAL(tp_rand_pinned(), 0);
+
+    /* Three pools' worth: every 16-byte draw differs from every other. */
+    for (size_t i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(tp_rand_public(got[i], sizeof(got[i])), 0);
+    size_t same = 0;
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = i + 1; j < N; j++)
+            same += memcmp(got[i], got[j], sizeof(got[i])) == 0;
+    CU_ASSERT_EQUAL(same, 0);
+    memset(big, 0, sizeof(big));
+    CU_ASSERT_EQUAL(tp_rand_public(big, sizeof(big)), 0);
+    static const uint8_t zeros[32];
+    CU_ASSERT_NOT_EQUAL(memcmp(big + sizeof(big) - 32, zeros, 32), 0);
+
+    /* The pool is part used now; a child must draw fresh bytes, not the parent's next. */
+    CU_ASSERT_EQUAL(tp_rand_public(mine, 4), 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    pid_t pid = fork();
+    CU_ASSERT_NOT_EQUAL_FATAL(pid, -1);
+    if (pid == 0) {
+        uint8_t c[16];
+        int ok = tp_rand_public(c, sizeof(c)) == 0 && write(fds[1], c, sizeof(c)) == 16;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    CU_ASSERT_EQUAL(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT_EQUAL(tp_rand_public(mine, sizeof(mine)), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(mine, child, sizeof(mine)), 0);
+}
+
 int test_tp_ohttp(void)
 {
     CU_pSuite s = CU_add_suite("tp_ohttp", NULL, NULL);
@@ -637,7 +688,8 @@ int test_tp_ohttp(void)
         !CU_add_test(s, "Appendix A tampered and truncated", appendix_a_tampering) ||
         !CU_add_test(s, "gateway refusals", gateway_refusals) ||
         !CU_add_test(s, "key configurations and lists", key_configs) ||
-        !CU_add_test(s, "round trips, all AEADs", round_trips))
+        !CU_add_test(s, "round trips, all AEADs", round_trips) ||
+        !CU_add_test(s, "public randomness pool (response nonces)", public_randomness))
         return -1;
     return 0;
 }
