@@ -8,20 +8,13 @@ void ad_breaker_init(struct ad_breaker *b, unsigned threshold, unsigned cooldown
 
 enum ad_breaker_ticket ad_breaker_admit(struct ad_breaker *b, uint64_t now_ms)
 {
-    if (b->threshold == 0)
+    if (b->threshold == 0 || b->state == AD_BREAKER_CLOSED)
         return AD_BREAKER_PASS;
-    switch (b->state) {
-    case AD_BREAKER_CLOSED:
-        return AD_BREAKER_PASS;
-    case AD_BREAKER_OPEN:
-        if (now_ms < b->open_until_ms)
-            break;
+    if (b->state == AD_BREAKER_OPEN && now_ms >= b->open_until_ms) {
         b->state = AD_BREAKER_HALF_OPEN;
         b->probing = false;
-        /* fall through */
-    case AD_BREAKER_HALF_OPEN:
-        if (b->probing)
-            break;
+    }
+    if (b->state == AD_BREAKER_HALF_OPEN && !b->probing) {
         b->probing = true;
         return AD_BREAKER_PROBE;
     }
