@@ -289,13 +289,15 @@ class SealedSetup:
 
 
 def sealed_post(conn, key, authority, path, body):
-    """One sealed request on an H1Conn: (inner status, inner body)."""
+    """One sealed request on an H1Conn: (inner status, inner body, whether the
+    connection stays open)."""
     sealed, state = seal(key, "POST", authority, path, body)
     r = conn.request("POST", SEALED_PATH, headers=[("Content-Type", REQ_TYPE)],
                      body=sealed)
     zl.assert_status(r, 200, "sealed POST outer status")
     zl.assert_eq(r.header("content-type"), RES_TYPE, "sealed answer type")
-    return open_response(state, r.body)
+    status, inner = open_response(state, r.body)
+    return status, inner, (r.header("connection") or "").lower() != "close"
 
 
 # ------------------------------------------------------------------ helpers
@@ -548,6 +550,8 @@ def _plain_worker(z, jobs, results):
                 r = conn.request(method, path, host="faulty.example",
                                  body=b"ballot" if method == "POST" else None)
                 results.append((rid, mode, r.status, r.body))
+                if (r.header("connection") or "").lower() == "close":
+                    conn = None   # e.g. the per-connection request limit
                 break
             except EOFError:
                 # a response cut short after its head: HTTP/1.1 closes the connection
@@ -570,9 +574,11 @@ def _sealed_worker(z, key, jobs, results):
         try:
             if conn is None:
                 conn = zl.H1Conn(z.plain_port, timeout=30)
-            status, body = sealed_post(conn, key, "faulty.example",
-                                       "/%s?id=%s" % (mode, rid), b"ballot")
+            status, body, keep = sealed_post(conn, key, "faulty.example",
+                                             "/%s?id=%s" % (mode, rid), b"ballot")
             results.append((rid, mode, status, body))
+            if not keep:
+                conn = None
         except socket.timeout:
             results.append((rid, mode, "hang", b""))
             conn = None
