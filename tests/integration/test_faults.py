@@ -14,7 +14,8 @@ Fails when:
     to the backend while open (503 at once), does not probe after breaker_cooldown,
     or does not close after a good probe / reopen after a bad one;
   - more than max_connections requests reach the backend at once, a request beyond
-    max_connections + max_queue is not refused at once (503), or a queued one fails;
+    max_connections + max_queue is not refused at once (503), or a queued one fails,
+    or waits for a connection longer than first_byte_timeout;
   - any request is delivered twice: 2,000 plain POSTs, 2,000 sealed POSTs and 1,000
     GETs at once against a backend that closes or resets after reading the request,
     after the head or mid-body, or closes pooled connections under zaslon's feet; each
@@ -528,6 +529,28 @@ def test_limits(env):
     assert len({r[3] for r in recs}) <= 2, "connections used: %s" % recs
     # 5 requests of 1.5 s through 2 connections: three rounds
     assert took >= 3 * 1.5 - 0.1, "5 answers after %.2fs: more than 2 at once" % took
+    h.close()
+    stop_clean(z)
+
+
+def test_queue_wait_bounded(env):
+    """A queued request waits at most first_byte_timeout for a connection: behind a
+    backend that never answers, max_connections 1, every request gets 504 within one
+    first_byte_timeout of getting a connection or of queueing, never a hang."""
+    fb = FaultBackend(env)
+    backends = {"stuck": zl.backend_block(url=fb.url, max_connections=1, max_queue=4,
+                                          first_byte_timeout="1s")}
+    cfg, _ = config(env, backends, [zl.route("stuck", host="stuck.example")])
+    z = env.zaslon(cfg)
+    h = z.h2(tls=False, timeout=20)
+    t0 = time.monotonic()
+    sids = [h.request("/hang?id=w%d" % i, authority="stuck.example") for i in range(4)]
+    streams = h.wait_streams(sids, 20)
+    took = time.monotonic() - t0
+    zl.assert_eq([s.status for s in streams], [504] * 4, "statuses")
+    # 1 s on the connection, or 1 s in the queue and at most 1 s more on it
+    assert 0.95 <= took < 4, "four 504s after %.2fs, want 1..2 s" % took
+    assert len(fb.records()) <= 2, "requests at the backend: %s" % fb.records()
     h.close()
     stop_clean(z)
 
