@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <http_parser.h>
 
+#include "ad_breaker.h"
 #include "tp_err.h"
 #include "tp_http.h"
 #include "tp_upstream.h"
@@ -18,11 +20,14 @@
 #define MAX_TIMEOUT_MS (60u * 60u * 1000u) /* an hour: no wait is forever */
 #define MAX_CONNECTIONS 65535u
 #define MAX_URL 2048
+#define MAX_BREAKER_FAILURES 1000u
 
 struct http_inst {
     const struct ad_http_config *cfg;
     struct tp_upstream_pool *pool;
     struct adapter_host host;
+    struct ad_breaker breaker;
+    unsigned in_flight; /* requests handed to the pool and not yet ended */
 };
 
 struct http_req {
@@ -30,6 +35,9 @@ struct http_req {
     struct tp_upstream_req *up;
     struct adapter_response_cb cb;
     void *arg;
+    enum ad_breaker_ticket ticket;
+    bool answered;   /* a response head came: the breaker heard of it */
+    bool local_fail; /* the body op refused the client's bytes: not the backend's fault */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -247,6 +255,9 @@ enum key_id {
     K_FIRST_BYTE_TIMEOUT,
     K_IDLE_TIMEOUT,
     K_MAX_RESPONSE,
+    K_MAX_QUEUE,
+    K_BREAKER_FAILURES,
+    K_BREAKER_COOLDOWN,
     K_COUNT
 };
 
@@ -262,6 +273,9 @@ static const char *const key_names[K_COUNT] = {
     [K_FIRST_BYTE_TIMEOUT] = "first_byte_timeout",
     [K_IDLE_TIMEOUT] = "idle_timeout",
     [K_MAX_RESPONSE] = "max_response",
+    [K_MAX_QUEUE] = "max_queue",
+    [K_BREAKER_FAILURES] = "breaker_failures",
+    [K_BREAKER_COOLDOWN] = "breaker_cooldown",
 };
 
 static void config_free(void *p)
@@ -345,6 +359,18 @@ static int set_key(const struct adapter_config *conf, const struct adapter_kv *k
             return bad_value(conf, kv, "a size such as 0 (unlimited), 64k or 1m");
         cfg->max_response = size == 0 ? -1 : (int64_t)size;
         return 0;
+    case K_MAX_QUEUE:
+        return parse_uint(v, 0, TP_UPSTREAM_QUEUE_MAX, &cfg->max_queue) == 0
+                   ? 0
+                   : bad_value(conf, kv, "a count from 0 to 1024");
+    case K_BREAKER_FAILURES:
+        return parse_uint(v, 0, MAX_BREAKER_FAILURES, &cfg->breaker_failures) == 0
+                   ? 0
+                   : bad_value(conf, kv, "a count from 0 (off) to 1000");
+    case K_BREAKER_COOLDOWN:
+        return parse_duration(v, &cfg->breaker_cooldown_ms) == 0
+                   ? 0
+                   : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
     case K_HOST_HEADER: /* applied by config_parse after the url */
     case K_COUNT:
     default:
@@ -366,6 +392,9 @@ static int config_parse(const struct adapter_config *conf, void **out)
     cfg->first_byte_timeout_ms = 30000;
     cfg->idle_timeout_ms = 60000;
     cfg->max_response = -1;
+    cfg->max_queue = TP_UPSTREAM_QUEUE_MAX;
+    cfg->breaker_failures = AD_HTTP_BREAKER_FAILURES;
+    cfg->breaker_cooldown_ms = AD_HTTP_BREAKER_COOLDOWN_MS;
     unsigned seen[K_COUNT] = {0}; /* line of each key's first use */
     char *host_header = NULL;
     if (!cfg->backend) {
@@ -472,6 +501,7 @@ static int create(const void *cfgp, const struct adapter_host *host, void **out)
         return ADAPTER_ERR_NOMEM;
     in->cfg = cfg;
     in->host = *host;
+    ad_breaker_init(&in->breaker, cfg->breaker_failures, cfg->breaker_cooldown_ms);
     struct tp_upstream_opts o;
     tp_upstream_opts_default(&o);
     o.host = cfg->host;
@@ -566,16 +596,65 @@ static bool named_by_connection(struct tp_str name, const struct tp_header *h, s
     return false;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The request leaves the instance: it no longer counts against the limits. */
+static void req_done(struct http_req *r)
+{
+    if (r->inst->in_flight > 0)
+        r->inst->in_flight--;
+}
+
+/* Tells the breaker how the backend did on |r|, once. */
+static void breaker_result(struct http_req *r, int err)
+{
+    struct http_inst *in = r->inst;
+    struct ad_breaker *b = &in->breaker;
+    if (r->answered)
+        return;
+    r->answered = true;
+    enum ad_breaker_state before = b->state;
+    if (err == 0) {
+        ad_breaker_success(b, r->ticket);
+        if (before != AD_BREAKER_CLOSED && b->state == AD_BREAKER_CLOSED)
+            inst_log(in, ADAPTER_LOG_INFO,
+                     "http backend \"%s\": answering again, circuit breaker closed",
+                     in->cfg->backend);
+        return;
+    }
+    bool backend_fault = !r->local_fail &&
+                         (err == TP_ERR_CONNECT || err == TP_ERR_TIMEOUT ||
+                          err == TP_ERR_PROTO || err == TP_ERR_CLOSED ||
+                          err == TP_ERR_TOO_LARGE);
+    if (!backend_fault) {
+        ad_breaker_abandon(b, r->ticket);
+        return;
+    }
+    if (ad_breaker_failure(b, r->ticket, now_ms()))
+        inst_log(in, ADAPTER_LOG_WARN,
+                 "http backend \"%s\": circuit breaker open for %u ms (%s)",
+                 in->cfg->backend, b->cooldown_ms,
+                 r->ticket == AD_BREAKER_PROBE ? "the probe failed"
+                                               : "failures in a row");
+}
+
 static void up_head(void *arg, int status, const struct tp_header *h, size_t n,
                     int64_t content_length)
 {
     struct http_req *r = arg;
+    breaker_result(r, 0);
     struct tp_header *keep = n ? calloc(n, sizeof(*keep)) : NULL;
     if (n && !keep) {
         /* Cannot pass the head on: end the request as a failure. */
         struct adapter_response_cb cb = r->cb;
         void *a = r->arg;
         tp_upstream_cancel(r->up);
+        req_done(r);
         free(r);
         if (cb.on_error)
             cb.on_error(a, ADAPTER_ERR_NOMEM, false);
@@ -604,6 +683,8 @@ static void up_end(void *arg)
     struct http_req *r = arg;
     struct adapter_response_cb cb = r->cb;
     void *a = r->arg;
+    breaker_result(r, 0);
+    req_done(r);
     free(r);
     cb.on_end(a);
 }
@@ -613,6 +694,8 @@ static void up_error(void *arg, int err, bool head_sent)
     struct http_req *r = arg;
     struct adapter_response_cb cb = r->cb;
     void *a = r->arg;
+    breaker_result(r, err);
+    req_done(r);
     free(r);
     cb.on_error(a, map_error(err), head_sent);
 }
@@ -640,22 +723,34 @@ static int handle(void *p, const struct adapter_request *req,
         !cb->on_error)
         return ADAPTER_ERR_PROTO;
     const struct ad_http_config *cfg = in->cfg;
+    /* Limits first, then the breaker, so a refusal for load does not use up a probe.
+       Both fail fast: nothing is sent, nothing waits. */
+    if (in->in_flight >= cfg->max_connections + cfg->max_queue)
+        return ADAPTER_ERR_UNAVAILABLE;
+    enum ad_breaker_ticket ticket = ad_breaker_admit(&in->breaker, now_ms());
+    if (ticket == AD_BREAKER_REFUSED)
+        return ADAPTER_ERR_UNAVAILABLE;
     struct http_req *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
+        ad_breaker_abandon(&in->breaker, ticket);
         return ADAPTER_ERR_NOMEM;
+    }
     r->inst = in;
     r->cb = *cb;
     r->arg = arg;
+    r->ticket = ticket;
 
     char *path = NULL;
     struct tp_str tpath = req->path;
     if (cfg->base_len > 0) {
         if (req->path.len > SIZE_MAX - cfg->base_len - 1) {
+            ad_breaker_abandon(&in->breaker, ticket);
             free(r);
             return ADAPTER_ERR_NOMEM;
         }
         path = malloc(cfg->base_len + req->path.len + 1);
         if (!path) {
+            ad_breaker_abandon(&in->breaker, ticket);
             free(r);
             return ADAPTER_ERR_NOMEM;
         }
@@ -676,6 +771,7 @@ static int handle(void *p, const struct adapter_request *req,
     int rv = tp_upstream_request(in->pool, &d, &up_cb, r, &r->up);
     free(path);
     if (rv < 0) {
+        ad_breaker_abandon(&in->breaker, ticket);
         free(r);
         switch (rv) {
         case TP_ERR_TOO_LARGE:
@@ -686,6 +782,7 @@ static int handle(void *p, const struct adapter_request *req,
             return ADAPTER_ERR_PROTO; /* a request we refuse to send as given */
         }
     }
+    in->in_flight++;
     *out = r;
     return 0;
 }
@@ -695,6 +792,8 @@ static int body(void *h, struct evbuffer *data, bool end)
     struct http_req *r = h;
     /* A refusal fails the upstream request, so on_error follows from the loop. */
     int rv = tp_upstream_send(r->up, data, end);
+    if (rv != 0 && rv != TP_ERR_STATE)
+        r->local_fail = true;
     switch (rv) {
     case 0:
         return 0;
@@ -719,12 +818,17 @@ static void cancel(void *h)
     if (!r)
         return;
     tp_upstream_cancel(r->up);
+    if (!r->answered)
+        ad_breaker_abandon(&r->inst->breaker, r->ticket);
+    req_done(r);
     free(r);
 }
 
 static enum adapter_health health(void *p)
 {
     struct http_inst *in = p;
+    if (in->breaker.state != AD_BREAKER_CLOSED)
+        return ADAPTER_HEALTH_DOWN;
     return tp_upstream_pool_failures(in->pool) >= AD_HTTP_DOWN_AFTER ? ADAPTER_HEALTH_DOWN
                                                                      : ADAPTER_HEALTH_OK;
 }

@@ -10,17 +10,31 @@
      sni: NAME                         https: server name sent and verified (default
                                        the url's host; never sent for an address)
      pool_size: 32                     idle keep-alive connections kept per worker
-     max_connections: 256              connections per worker; more requests wait
+     max_connections: 256              connections per worker; more requests wait,
+                                       in order, at most first_byte_timeout (then 504)
+     max_queue: 1024                   requests waiting per worker (0..1024); beyond
+                                       max_connections + max_queue: 503 at once
      connect_timeout: 5s               TCP connect plus TLS handshake
      first_byte_timeout: 30s           request sent -> first response byte
      idle_timeout: 60s                 no progress mid-exchange; idle pooled connection
      max_response: 0                   response body cap; 0 = unlimited (plain proxying)
+     breaker_failures: 5               circuit breaker: this many backend failures in a
+                                       row (per worker) open it; 0 = off
+     breaker_cooldown: 5s              how long an open breaker fails requests fast
+                                       (503, nothing sent) before one probe goes through
 
    Errors: refused or unreachable -> ADAPTER_ERR_CONNECT (502); any timeout ->
    ADAPTER_ERR_TIMEOUT (504); garbage -> ADAPTER_ERR_PROTO; body or header block over
    its cap -> ADAPTER_ERR_TOO_LARGE; closed mid-response -> ADAPTER_ERR_CLOSED; wait
-   queue full -> ADAPTER_ERR_UNAVAILABLE (503) from handle. Health is DOWN after
-   AD_HTTP_DOWN_AFTER failures in a row, OK otherwise.
+   queue full or breaker open -> ADAPTER_ERR_UNAVAILABLE (503) from handle. Health is
+   DOWN while the breaker is not closed or after AD_HTTP_DOWN_AFTER failures in a row,
+   OK otherwise.
+
+   The breaker (ad_breaker.h), one per worker instance: a failure is a request that
+   ended before any response head with a refused or failed connect, a timeout (a wait
+   in the queue included), garbage, a header block over its cap, or a close; any
+   response head is a success. A request the client abandoned, or whose body the
+   client got wrong (more or fewer bytes than declared), counts for nothing.
 
    Request bodies: the body op refuses more (or fewer) bytes than declared, and more
    than 256 KiB waiting for the socket (on_body_sent returns credit as bytes leave);
@@ -39,6 +53,8 @@
 #include "adapter.h"
 
 #define AD_HTTP_DOWN_AFTER 5
+#define AD_HTTP_BREAKER_FAILURES 5
+#define AD_HTTP_BREAKER_COOLDOWN_MS 5000u
 
 /* The adapter's operations, registered as "http" by adapter_register_builtin(). */
 extern const struct adapter_ops ad_http_ops;
@@ -62,6 +78,9 @@ struct ad_http_config {
     unsigned first_byte_timeout_ms;
     unsigned idle_timeout_ms;
     int64_t max_response; /* -1: unlimited */
+    unsigned max_queue;
+    unsigned breaker_failures; /* 0: off */
+    unsigned breaker_cooldown_ms;
 };
 
 #endif

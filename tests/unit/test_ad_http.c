@@ -59,8 +59,11 @@ static void config_good(void)
         {"idle_timeout", "2m", 18},
         {"max_response", "1m", 19},
         {"host_header", "Vote.Example", 9}, /* before or after the url: same result */
+        {"max_queue", "0", 20},
+        {"breaker_failures", "0", 21},
+        {"breaker_cooldown", "750ms", 22},
     };
-    CU_ASSERT_EQUAL_FATAL(parse(good, 11, err, sizeof(err), &p), 0);
+    CU_ASSERT_EQUAL_FATAL(parse(good, 14, err, sizeof(err), &p), 0);
     const struct ad_http_config *c = p;
     CU_ASSERT_TRUE(c->tls);
     CU_ASSERT_STRING_EQUAL(c->host, "vote.example");
@@ -77,6 +80,9 @@ static void config_good(void)
     CU_ASSERT_EQUAL(c->first_byte_timeout_ms, 10000);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 120000);
     CU_ASSERT_EQUAL(c->max_response, 1024 * 1024);
+    CU_ASSERT_EQUAL(c->max_queue, 0);
+    CU_ASSERT_EQUAL(c->breaker_failures, 0);
+    CU_ASSERT_EQUAL(c->breaker_cooldown_ms, 750);
     ad_http_ops.config_free(p);
 
     /* Defaults. */
@@ -95,6 +101,20 @@ static void config_good(void)
     CU_ASSERT_EQUAL(c->first_byte_timeout_ms, 30000);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 60000);
     CU_ASSERT_EQUAL(c->max_response, -1);
+    CU_ASSERT_EQUAL(c->max_queue, TP_UPSTREAM_QUEUE_MAX);
+    CU_ASSERT_EQUAL(c->breaker_failures, AD_HTTP_BREAKER_FAILURES);
+    CU_ASSERT_EQUAL(c->breaker_cooldown_ms, AD_HTTP_BREAKER_COOLDOWN_MS);
+    ad_http_ops.config_free(p);
+
+    const struct adapter_kv limits[] = {{"url", "http://a", 1},
+                                        {"max_queue", "1024", 2},
+                                        {"breaker_failures", "1000", 3},
+                                        {"breaker_cooldown", "60m", 4}};
+    CU_ASSERT_EQUAL_FATAL(parse(limits, 4, err, sizeof(err), &p), 0);
+    c = p;
+    CU_ASSERT_EQUAL(c->max_queue, 1024);
+    CU_ASSERT_EQUAL(c->breaker_failures, 1000);
+    CU_ASSERT_EQUAL(c->breaker_cooldown_ms, 3600u * 1000u);
     ad_http_ops.config_free(p);
 
     const struct adapter_kv v6[] = {{"url", "http://[::1]/x/", 3},
@@ -191,6 +211,30 @@ static void config_errors(void)
     const struct adapter_kv ca[] = {{"url", "https://a", 1},
                                     {"ca_file", "/nonexistent/zaslon-ca.pem", 9}};
     refused(ca, 2, 9, "cannot read ca_file \"/nonexistent/zaslon-ca.pem\"");
+    const struct adapter_kv mq[] = {{"url", "http://a", 1}, {"max_queue", "1025", 6}};
+    refused(mq, 2, 6,
+            "bad value \"1025\" for max_queue in http backend \"vote\": want a count "
+            "from 0 to 1024");
+    const char *bad_failures[] = {"1001", "-1", "five", "", "5 ", "0x5"};
+    for (size_t i = 0; i < sizeof(bad_failures) / sizeof(bad_failures[0]); i++) {
+        const struct adapter_kv bf[] = {{"url", "http://a", 1},
+                                        {"breaker_failures", bad_failures[i], 7}};
+        refused(bf, 2, 7, "bad value \"");
+    }
+    const struct adapter_kv bf[] = {{"url", "http://a", 1}, {"breaker_failures", "x", 7}};
+    refused(bf, 2, 7,
+            "bad value \"x\" for breaker_failures in http backend \"vote\": want a count "
+            "from 0 (off) to 1000");
+    const struct adapter_kv bc[] = {{"url", "http://a", 1}, {"breaker_cooldown", "0s", 8}};
+    refused(bc, 2, 8,
+            "bad value \"0s\" for breaker_cooldown in http backend \"vote\": want a "
+            "duration");
+    const struct adapter_kv bcd[] = {{"url", "http://a", 1},
+                                     {"breaker_cooldown", "1s", 8},
+                                     {"breaker_cooldown", "2s", 9}};
+    refused(bcd, 3, 9,
+            "duplicate key \"breaker_cooldown\" in http backend \"vote\" (first at "
+            "line 8)");
     const struct adapter_kv noval[] = {{"url", NULL, 3}};
     refused(noval, 1, 3, "key \"url\" in http backend \"vote\" needs a value");
 
@@ -637,6 +681,140 @@ static void errors_and_health(void)
     event_base_free(base);
 }
 
+/* One GET through |inst|; returns handle's result, and runs the loop until it ends. */
+static int one_get(struct event_base *base, void *inst, struct ac *a, unsigned *fin)
+{
+    ac_init(a, fin);
+    struct adapter_request r = get_req("GET", "/b");
+    void *hd = NULL;
+    unsigned before = *fin;
+    int rv = ad_http_ops.handle(inst, &r, &ac_cb, a, &hd);
+    if (rv == 0)
+        CU_ASSERT_TRUE(run_count(base, fin, before + 1, 3000));
+    evbuffer_free(a->body);
+    return rv;
+}
+
+static void breaker_and_queue(void)
+{
+    struct event_base *base = event_base_new();
+    unsigned fin = 0;
+    struct mini m;
+    mini_start(&m, base);
+    const char *good = m.canned;
+    m.canned = "SPLAT 200 nonsense\r\n\r\n";
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", m.port);
+    const struct adapter_kv items[] = {
+        {"url", url, 1}, {"breaker_failures", "3", 2}, {"breaker_cooldown", "300ms", 3}};
+    void *cfg = NULL;
+    void *inst = make(base, items, 3, &cfg);
+    struct ac a;
+
+    /* Three garbage answers in a row open it... */
+    for (unsigned i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(ad_http_ops.health(inst), ADAPTER_HEALTH_OK);
+        CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), 0);
+        CU_ASSERT_EQUAL(a.err, ADAPTER_ERR_PROTO);
+    }
+    CU_ASSERT_EQUAL(m.nreqs, 3);
+    /* ... and then requests fail fast, without a connection. */
+    unsigned accepts = m.accepts;
+    for (unsigned i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), ADAPTER_ERR_UNAVAILABLE);
+    run_count(base, NULL, 0, 20);
+    CU_ASSERT_EQUAL(m.accepts, accepts);
+    CU_ASSERT_EQUAL(m.nreqs, 3);
+    CU_ASSERT_EQUAL(ad_http_ops.health(inst), ADAPTER_HEALTH_DOWN);
+
+    /* After the cooldown one probe goes; a failed probe opens it again at once. */
+    run_count(base, NULL, 0, 400);
+    CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), 0);
+    CU_ASSERT_EQUAL(a.err, ADAPTER_ERR_PROTO);
+    CU_ASSERT_EQUAL(m.nreqs, 4);
+    CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), ADAPTER_ERR_UNAVAILABLE);
+
+    /* Next cooldown: the probe is alone (others fail fast while it is out); it
+       succeeds and closes the breaker. */
+    m.canned = good;
+    run_count(base, NULL, 0, 400);
+    struct ac probe, other;
+    ac_init(&probe, &fin);
+    ac_init(&other, &fin);
+    struct adapter_request r = get_req("GET", "/probe");
+    void *hp = NULL, *ho = NULL;
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &probe, &hp), 0);
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &other, &ho),
+                    ADAPTER_ERR_UNAVAILABLE);
+    unsigned before = fin;
+    CU_ASSERT_TRUE(run_count(base, &fin, before + 1, 3000));
+    CU_ASSERT_EQUAL(probe.ends, 1);
+    CU_ASSERT_EQUAL(probe.status, 200);
+    evbuffer_free(probe.body);
+    evbuffer_free(other.body);
+    CU_ASSERT_EQUAL(ad_http_ops.health(inst), ADAPTER_HEALTH_OK);
+    for (unsigned i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), 0);
+        CU_ASSERT_EQUAL(a.ends, 1);
+    }
+    CU_ASSERT_EQUAL(m.nreqs, 10);
+
+    /* A cancelled probe frees the slot for the next request. */
+    m.canned = "SPLAT\r\n\r\n";
+    for (unsigned i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), 0);
+    CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), ADAPTER_ERR_UNAVAILABLE);
+    run_count(base, NULL, 0, 400);
+    m.silent = true;
+    ac_init(&probe, &fin);
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &probe, &hp), 0);
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &other, &ho),
+                    ADAPTER_ERR_UNAVAILABLE);
+    ad_http_ops.cancel(hp);
+    ac_init(&other, &fin);
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &other, &ho), 0);
+    ad_http_ops.cancel(ho);
+    evbuffer_free(probe.body);
+    evbuffer_free(other.body);
+    ad_http_ops.destroy(inst);
+    ad_http_ops.config_free(cfg);
+
+    /* Queue limit: max_connections 1 + max_queue 2 in flight; the next is refused at
+       once, and cancelled requests give their places back. */
+    const struct adapter_kv lim[] = {{"url", url, 1},
+                                     {"max_connections", "1", 2},
+                                     {"max_queue", "2", 3},
+                                     {"breaker_failures", "0", 4}};
+    inst = make(base, lim, 4, &cfg);
+    struct ac q[4];
+    void *hq[4] = {0};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4; i++) {
+            ac_init(&q[i], &fin);
+            CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &q[i], &hq[i]),
+                            i < 3 ? 0 : ADAPTER_ERR_UNAVAILABLE);
+        }
+        run_count(base, NULL, 0, 30);
+        for (int i = 0; i < 3; i++)
+            ad_http_ops.cancel(hq[i]);
+        for (int i = 0; i < 4; i++) {
+            CU_ASSERT_EQUAL(q[i].heads + q[i].ends + q[i].errors, 0);
+            evbuffer_free(q[i].body);
+        }
+    }
+    /* Breaker off: failures never make it refuse. */
+    m.silent = false;
+    for (unsigned i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(one_get(base, inst, &a, &fin), 0);
+        CU_ASSERT_EQUAL(a.err, ADAPTER_ERR_PROTO);
+    }
+    ad_http_ops.destroy(inst);
+    ad_http_ops.config_free(cfg);
+    run_count(base, NULL, 0, 50);
+    mini_stop(&m);
+    event_base_free(base);
+}
+
 static int suite_init(void)
 {
     struct sigaction sa;
@@ -652,7 +830,8 @@ int test_ad_http(void)
         !CU_add_test(s, "config: refusals with line numbers", config_errors) ||
         !CU_add_test(s, "registry", registry) ||
         !CU_add_test(s, "end to end", end_to_end) ||
-        !CU_add_test(s, "errors and health", errors_and_health))
+        !CU_add_test(s, "errors and health", errors_and_health) ||
+        !CU_add_test(s, "circuit breaker and queue limit", breaker_and_queue))
         return -1;
     return 0;
 }
