@@ -89,7 +89,12 @@ def main(namespace):
             traceback.print_exc()
             env.dump_tails()
         finally:
-            env.close()
+            reports = env.close()
+        if reports:
+            # a sanitizer report in a daemon's stderr fails the test, even one written
+            # at exit (a leak) after every assertion passed
+            print("sanitizer report(s):\n%s" % "\n".join(reports))
+            ok = False
         dt = time.monotonic() - t0
         print("%s %s (%.1fs)" % ("PASS" if ok else "FAIL", name, dt), flush=True)
         passed += ok
@@ -179,17 +184,22 @@ class Env:
                     print(tail(f))
 
     def close(self):
+        """Stops everything; returns the sanitizer reports found in the daemons' stderr."""
+        reports = []
         for p in reversed(self._procs):
             try:
                 p.stop()
             except Exception:
                 traceback.print_exc()
+            if isinstance(p, Zaslon):
+                reports += p.sanitizer_reports()
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
         if KEEP:
             print("kept %s" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        return reports
 
 
 def tail(path, n=4000):
@@ -482,6 +492,20 @@ class Zaslon:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode
+
+    _SANITIZER_RE = re.compile(r"ERROR: (?:Address|Leak)Sanitizer|runtime error:")
+
+    def sanitizer_reports(self):
+        """Lines of stderr where AddressSanitizer, LeakSanitizer or UBSan reported."""
+        if self.proc is None:
+            return []
+        try:
+            with open(self.stderr_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return ["%s: %s" % (self.stderr_path, line) for line in text.splitlines()
+                if self._SANITIZER_RE.search(line)]
 
     # --- measurements ----------------------------------------------------------------
 
