@@ -46,6 +46,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(st->base);
 }
 
+/* SIGUSR1: reopen the logs by path (logrotate moves the files, then signals). */
+static void on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what, (void)arg;
+    gw_log_reopen();
+}
+
 int main(int argc, char **argv)
 {
     const char *conf = NULL;
@@ -107,6 +114,7 @@ int main(int argc, char **argv)
         }
     }
     struct event *sigs[3] = {0};
+    struct event *usr1 = NULL;
     if (status == 0) {
         int signos[3] = {SIGTERM, SIGINT, SIGHUP};
         for (int i = 0; i < 3; i++) {
@@ -114,6 +122,9 @@ int main(int argc, char **argv)
             if (!sigs[i] || event_add(sigs[i], NULL) != 0)
                 status = 1;
         }
+        usr1 = evsignal_new(st.base, SIGUSR1, on_usr1, NULL);
+        if (!usr1 || event_add(usr1, NULL) != 0)
+            status = 1;
         for (unsigned i = 0; status == 0 && i < st.nworkers; i++)
             if (gw_worker_start(&st.workers[i]) != 0)
                 status = 1;
@@ -130,6 +141,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         if (sigs[i])
             event_free(sigs[i]);
+    if (usr1)
+        event_free(usr1);
     event_base_free(st.base);
     free(st.workers);
     gw_runtime_free(rt);
