@@ -14,7 +14,8 @@
    O_APPEND, O_NONBLOCK descriptor, so lines from several workers never interleave, no
    lock is needed and a write never waits: a pipe or FIFO nobody drains answers EAGAIN
    and a full disk ENOSPC. A line that cannot be written whole is dropped and counted,
-   and the count is written into that log once a line gets through again.
+   and the count is written into that log, ahead of the next line, once writing works
+   again.
 
    Reopening (SIGUSR1, after logrotate moved the file or the directory came back) opens
    the path afresh and dup2()s the new descriptor onto the old number. dup2 swaps the
@@ -25,6 +26,7 @@ struct log_file {
     char *path;       /* NULL for stderr or off */
     atomic_uint_least64_t dropped; /* since start */
     atomic_uint_least64_t pending; /* dropped and not yet reported in this log */
+    atomic_bool torn; /* a short write left a fragment without its newline */
 };
 
 static struct log_file error_log = {.fd = STDERR_FILENO};
@@ -100,36 +102,52 @@ static size_t stamp(char *buf, size_t cap)
     return m > 0 ? n + (size_t)m : n;
 }
 
-static bool write_line(int fd, const char *line, size_t len)
+/* Writes one whole line; false if it was not written whole. A short write (the last
+   free block of a filesystem) leaves a fragment behind: the log is marked torn so the
+   next line written starts on a line of its own. */
+static bool write_line(struct log_file *lf, const char *line, size_t len)
 {
-    return fd != -1 && write(fd, line, len) == (ssize_t)len;
+    if (lf->fd == -1)
+        return false;
+    ssize_t w = write(lf->fd, line, len);
+    if (w == (ssize_t)len)
+        return true;
+    if (w > 0)
+        atomic_store(&lf->torn, true);
+    return false;
 }
 
-/* After a line got through: says how many went missing before it, once. Several
+/* Before the first line after a gap: says how many lines went missing, once. Several
    workers may get here together; the exchange hands the count to exactly one. */
 static void report_pending(struct log_file *lf)
 {
-    if (atomic_load_explicit(&lf->pending, memory_order_relaxed) == 0)
-        return;
     uint64_t n = atomic_exchange(&lf->pending, 0);
     if (n == 0)
         return;
+    bool torn = atomic_exchange(&lf->torn, false);
     char line[128];
-    size_t len = stamp(line, sizeof(line));
+    size_t len = 0;
+    if (torn)
+        line[len++] = '\n';
+    len += stamp(line + len, sizeof(line) - len);
     int m = snprintf(line + len, sizeof(line) - len, "[warn] %llu log lines dropped\n",
                      (unsigned long long)n);
-    if (m < 0 || (size_t)m >= sizeof(line) - len || !write_line(lf->fd, line, len + (size_t)m))
+    if (m < 0 || (size_t)m >= sizeof(line) - len ||
+        !write_line(lf, line, len + (size_t)m)) {
         atomic_fetch_add(&lf->pending, n);
+        if (torn)
+            atomic_store(&lf->torn, true);
+    }
 }
 
 static void emit(struct log_file *lf, const char *line, size_t len)
 {
-    if (!write_line(lf->fd, line, len)) {
+    if (atomic_load_explicit(&lf->pending, memory_order_relaxed) != 0)
+        report_pending(lf);
+    if (!write_line(lf, line, len)) {
         atomic_fetch_add(&lf->dropped, 1);
         atomic_fetch_add(&lf->pending, 1);
-        return;
     }
-    report_pending(lf);
 }
 
 void gw_logv(enum gw_log_level level, const char *fmt, va_list ap)
@@ -215,8 +233,10 @@ void gw_log_close(void)
                          "%llu access log\n",
                          (unsigned long long)e, (unsigned long long)a);
         if (m > 0 && (size_t)m < sizeof(line) - n &&
-            !write_line(error_log.fd, line, n + (size_t)m) && error_log.fd != STDERR_FILENO)
-            write_line(STDERR_FILENO, line, n + (size_t)m);
+            !write_line(&error_log, line, n + (size_t)m) && error_log.fd != STDERR_FILENO) {
+            struct log_file err = {.fd = STDERR_FILENO};
+            write_line(&err, line, n + (size_t)m);
+        }
     }
     log_file_clear(&error_log, STDERR_FILENO);
     log_file_clear(&access_log, -1);
