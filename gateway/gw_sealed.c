@@ -97,7 +97,8 @@ static void sealed_free(struct sealed *s)
         free(s->plain);
     }
     tp_ohttp_gateway_free(s->ogw);
-    evbuffer_free(s->in);
+    if (s->in) /* NULL when gw_sealed_route ran out of memory */
+        evbuffer_free(s->in);
     if (s->body)
         evbuffer_free(s->body);
     free(s->head_mem);
