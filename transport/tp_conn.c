@@ -301,11 +301,12 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
             free(c);
             return;
         }
+        /* With BEV_OPT_CLOSE_ON_FREE the SSL is libevent's from here on, even when
+           this fails (libevent 2.1 frees it on its error path): freeing it again
+           here was a double free. */
         c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 flags);
-        if (!c->bev)
-            SSL_free(ssl);
-        else
+        if (c->bev)
             bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, flags);
