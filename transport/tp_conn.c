@@ -333,5 +333,8 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
                          (suseconds_t)(c->limits.write_timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Adding the socket to the event loop may need memory: without it the connection
+       would sit unread until its deadline. */
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+        tp_conn_close(c, TP_EV_NOMEM);
 }
