@@ -46,7 +46,11 @@ static unsigned deadline_ms(struct tp_conn *c)
 static void arm(struct tp_conn *c, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    event_add(c->timer, &tv);
+    /* Growing the timer heap may need memory. Without the timer the connection would
+       have no deadline at all: run the callback now instead, which re-arms for the time
+       left (or closes, when closing). */
+    if (event_add(c->timer, &tv) != 0)
+        event_active(c->timer, EV_TIMEOUT, 1);
 }
 
 void tp_conn_set_deadline(struct tp_conn *c, enum tp_deadline d)
