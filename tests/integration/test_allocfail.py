@@ -16,7 +16,10 @@ TLS HTTP/1.1, cleartext HTTP/1.1 and python-h2, and sealed requests from
 The shim cannot go into a sanitizer build (ASan has its own allocator and refuses a
 preloaded one), so this test always runs a release-build zaslon: under the ASan tree
 (ZASLON_SANITIZED=1, or a ZASLON_BIN linked with libasan) it uses the sibling release
-build dir (../build next to ZASLON_BUILD) and fails, never skips, when that is absent."""
+build dir (../build next to ZASLON_BUILD) and fails, never skips, when that is absent.
+To debug a crash, ZL_DEBUG_WRAP names a script run in zaslon's place with the same
+arguments and environment (e.g. one that runs zaslon under gdb, preloading the shim only
+into zaslon)."""
 
 import json
 import os
@@ -135,6 +138,8 @@ class Setup:
                     out.append(s.status if s.reset is None else "reset %d" % s.reset)
             except ConnectionError:
                 out.append("connection closed")
+        except TimeoutError as e:  # an OSError too, but a hang, not a failure
+            raise AssertionError("python-h2 POSTs hung: %s" % e)
         except OSError as e:
             out.append("send: %s" % e.__class__.__name__)
         finally:
