@@ -11,12 +11,15 @@
      ZL_FAILALLOC_REPORT=FILE  rewritten with "calls=C failed=F" whenever failing is
                             disarmed and at exit
 
-   Spared: allocations made inside two libevent 2.1.12 calls are never failed, because
-   libevent itself does not survive it (both checked with a small program against
-   Debian's libevent): bufferevent_setwatermark with a read high-water mark
-   dereferences the unchecked result of evbuffer_add_cb, and the error path of
-   bufferevent_openssl_socket_new frees its half-built bufferevent and crashes. The shim
-   wraps those two and passes allocations made inside them through.
+   Spared: allocations made inside three library calls are never failed, because the
+   library itself does not survive it. libevent 2.1.12 (both checked with a small
+   program against Debian's libevent): bufferevent_setwatermark with a read high-water
+   mark dereferences the unchecked result of evbuffer_add_cb, and the error path of
+   bufferevent_openssl_socket_new frees its half-built bufferevent and crashes.
+   nghttp2 1.52: after nghttp2_session_mem_send fails with NGHTTP2_ERR_NOMEM,
+   nghttp2_session_del aborts on an assertion in nghttp2_outbound_item_free (seen
+   under this shim; not reproduced in a small program). The shim wraps those three and
+   passes allocations made inside them through.
 
    malloc, calloc, realloc, memalign, posix_memalign, aligned_alloc, valloc and pvalloc
    are replaced; free is not (the memory still comes from glibc's allocator through its
