@@ -65,14 +65,18 @@ static void exchange_maybe_free(struct exchange *x)
     free(x);
 }
 
-/* An error page as an ordinary server writes one, naming no product. */
-static void respond_status(struct tp_req *req, int status)
+/* An error page as an ordinary server writes one, naming no product. Returns false
+   when it could not even be started and |req| was reset instead (the transport then
+   lets go of it without on_abort). */
+static bool respond_status(struct tp_req *req, int status)
 {
     char body[256];
     size_t n = tp_http_error_page(status, body, sizeof(body));
     struct tp_header ct = {TP_STR_LIT("content-type"), TP_STR_LIT("text/html")};
-    if (tp_req_respond(req, status, &ct, 1, (int64_t)n, false) != 0)
-        return;
+    if (tp_req_respond(req, status, &ct, 1, (int64_t)n, false) != 0) {
+        tp_req_reset(req); /* no answer at all would leave the client waiting */
+        return false;
+    }
     struct evbuffer *b = evbuffer_new();
     if (b) {
         evbuffer_add(b, body, n);
@@ -80,6 +84,7 @@ static void respond_status(struct tp_req *req, int status)
         evbuffer_free(b);
     }
     tp_req_end(req);
+    return true;
 }
 
 /* ------------------------------------------------------- adapter -> client --- */
@@ -108,6 +113,20 @@ static bool rewrite_location(struct tp_str prefix, struct tp_header *hs, size_t 
     return true;
 }
 
+/* The response cannot go on (memory ran out): resets the client's request and
+   cancels the adapter, which may be in the middle of calling us. The transport calls
+   no on_abort after a reset, so nothing may touch x->req afterwards. */
+static void exchange_reset(struct exchange *x)
+{
+    tp_req_reset(x->req);
+    x->req_gone = true;
+    if (!x->adapter_done) {
+        x->backend->ops->cancel(x->handle);
+        x->adapter_done = true;
+    }
+    exchange_maybe_free(x);
+}
+
 static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t n,
                        int64_t content_length)
 {
@@ -119,13 +138,12 @@ static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t
     x->status = status;
     x->head_sent = true;
     char *loc = NULL;
-    if (x->prefix.len && !rewrite_location(x->prefix, out, m, &loc)) {
-        tp_req_reset(x->req);
-        return;
-    }
-    if (tp_req_respond(x->req, status, out, m, content_length, false) != 0)
-        tp_req_reset(x->req);
+    bool ok = !x->prefix.len || rewrite_location(x->prefix, out, m, &loc);
+    if (ok && tp_req_respond(x->req, status, out, m, content_length, false) != 0)
+        ok = false;
     free(loc); /* the transport copied the fields */
+    if (!ok)
+        exchange_reset(x);
 }
 
 static bool ad_on_data(void *arg, struct evbuffer *data)
@@ -161,7 +179,8 @@ static void ad_on_error(void *arg, int err, bool head_sent)
         x->req_gone = true; /* a reset request gets no on_abort */
     } else {
         x->status = gw_pipeline_adapter_status(err);
-        respond_status(x->req, x->status);
+        if (!respond_status(x->req, x->status))
+            x->req_gone = true;
     }
     exchange_maybe_free(x);
 }

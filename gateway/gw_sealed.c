@@ -97,7 +97,8 @@ static void sealed_free(struct sealed *s)
         free(s->plain);
     }
     tp_ohttp_gateway_free(s->ogw);
-    evbuffer_free(s->in);
+    if (s->in) /* NULL when gw_sealed_route ran out of memory */
+        evbuffer_free(s->in);
     if (s->body)
         evbuffer_free(s->body);
     free(s->head_mem);
@@ -271,7 +272,10 @@ static void ad_on_end(void *arg)
     if (!s->req_gone) {
         size_t len = evbuffer_get_length(s->body);
         const uint8_t *body = evbuffer_pullup(s->body, (ev_ssize_t)len);
-        answer(s, s->status, s->fields, s->nfields, body, len);
+        if (len && !body) /* out of memory making the body contiguous */
+            answer_error(s, 502, tp_http_reason(502));
+        else
+            answer(s, s->status, s->fields, s->nfields, body, len);
     }
     sealed_done(s);
 }

@@ -169,6 +169,13 @@ static void on_hup(struct main_state *st, int sig)
            gw_gen_id(old));
 }
 
+/* SIGUSR1: reopen the logs by path (logrotate moves the files, then signals). */
+static void on_usr1(struct main_state *st, int sig)
+{
+    (void)st, (void)sig;
+    gw_log_reopen();
+}
+
 /* Signals are events on the main loop. One row per signal; a handler gets its signal
    number. */
 static const struct {
@@ -178,6 +185,7 @@ static const struct {
     {SIGTERM, on_term},
     {SIGINT, on_term},
     {SIGHUP, on_hup},
+    {SIGUSR1, on_usr1},
 };
 
 #define NSIGNALS (sizeof(signal_table) / sizeof(signal_table[0]))
@@ -188,6 +196,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         if (signal_table[i].signo == (int)sig)
             signal_table[i].fn(arg, (int)sig);
 }
+
 
 int main(int argc, char **argv)
 {

@@ -46,7 +46,11 @@ static unsigned deadline_ms(struct tp_conn *c)
 static void arm(struct tp_conn *c, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    event_add(c->timer, &tv);
+    /* Growing the timer heap may need memory. Without the timer the connection would
+       have no deadline at all: run the callback now instead, which re-arms for the time
+       left (or closes, when closing). */
+    if (event_add(c->timer, &tv) != 0)
+        event_active(c->timer, EV_TIMEOUT, 1);
 }
 
 void tp_conn_set_deadline(struct tp_conn *c, enum tp_deadline d)
@@ -301,11 +305,12 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
             free(c);
             return;
         }
+        /* With BEV_OPT_CLOSE_ON_FREE the SSL is libevent's from here on, even when
+           this fails (libevent 2.1 frees it on its error path): freeing it again
+           here was a double free. */
         c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 flags);
-        if (!c->bev)
-            SSL_free(ssl);
-        else
+        if (c->bev)
             bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, flags);
@@ -332,5 +337,8 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
                          (suseconds_t)(c->limits.write_timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Adding the socket to the event loop may need memory: without it the connection
+       would sit unread until its deadline. */
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+        tp_conn_close(c, TP_EV_NOMEM);
 }

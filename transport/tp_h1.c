@@ -304,7 +304,8 @@ static void req_free(struct h1_req *r)
 {
     if (!r)
         return;
-    evbuffer_free(r->body);
+    if (r->body) /* NULL when build_request ran out of memory */
+        evbuffer_free(r->body);
     free(r->headers);
     free(r);
 }

@@ -152,8 +152,11 @@ static void spend(struct tp_h2 *h2, struct budget *b)
 
 static void stream_free(struct h2_stream *s)
 {
-    evbuffer_free(s->body);
-    evbuffer_free(s->out);
+    /* stream_new may fail half-way: evbuffer_free does not take NULL */
+    if (s->body)
+        evbuffer_free(s->body);
+    if (s->out)
+        evbuffer_free(s->out);
     free(s->hbuf);
     free(s->fields);
     free(s->headers);

@@ -805,10 +805,8 @@ static int conn_connect(struct conn *c)
         }
         struct bufferevent *bev = bufferevent_openssl_socket_new(
             cl->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, flags);
-        if (!bev) {
-            SSL_free(ssl);
+        if (!bev) /* libevent freed |ssl| (BEV_OPT_CLOSE_ON_FREE) */
             return TP_ERR_NOMEM;
-        }
         c->bev = bev;
         c->addr_idx = idx;
         bufferevent_setcb(bev, conn_readcb, conn_writecb, conn_eventcb, c);

@@ -1306,10 +1306,8 @@ static int conn_connect(struct conn *c)
             }
             bev = bufferevent_openssl_socket_new(pool->base, -1, ssl,
                                                  BUFFEREVENT_SSL_CONNECTING, flags);
-            if (!bev) {
-                SSL_free(ssl);
+            if (!bev) /* libevent freed |ssl| (BEV_OPT_CLOSE_ON_FREE) */
                 return TP_ERR_NOMEM;
-            }
         } else {
             bev = bufferevent_socket_new(pool->base, -1, flags);
             if (!bev)
