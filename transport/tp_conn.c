@@ -323,6 +323,7 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
     }
     LIST_INSERT_HEAD(&s->conns, c, link);
     s->nconns++;
+    tp_conn_server_attach(c);
     c->phase = TP_PHASE_HANDSHAKE;
     /* Cleartext waits for its first bytes under the header deadline. */
     c->deadline = TP_DL_HANDSHAKE;
