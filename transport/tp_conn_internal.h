@@ -39,6 +39,7 @@ struct tp_server {
     bool draining;
     struct event *drain_timer; /* the second GOAWAY, one second in */
     struct event *sweep;       /* per-request deadlines (tp_server.c) */
+    struct event *budget_watch; /* pauses accepting when the memory budget is spent */
     struct nghttp2_session_callbacks *h2_callbacks; /* built on first use */
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];

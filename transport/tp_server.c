@@ -167,10 +167,14 @@ int tp_server_new(struct event_base *base, const struct tp_server_opts *opts,
     return 0;
 }
 
+static void watch_budget(struct tp_server *s);
+
 void tp_server_set_limits(struct tp_server *s, const struct tp_server_limits *l)
 {
     s->opts.limits = *l;
     atomic_store_explicit(&budget_limit, l->memory_budget, memory_order_relaxed);
+    if (!LIST_EMPTY(&s->listeners))
+        watch_budget(s);
 }
 
 static void set_accepting(struct tp_server *s, bool on)
@@ -213,6 +217,33 @@ static void pause_accept(struct tp_server *s, bool retry)
         s->opts.on_event(s->opts.arg, TP_EV_ACCEPT_PAUSED, 0);
     if (retry && s->resume_accept)
         arm_resume(s);
+}
+
+/* Another worker may spend the budget: every worker looks at it a few times a second
+   while a budget is set, so that all of them stop accepting, not only the one that
+   happens to accept next. */
+static void budget_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tp_server *s = arg;
+    if (!s->draining && tp_server_over_budget())
+        pause_accept(s, true);
+}
+
+static void watch_budget(struct tp_server *s)
+{
+    bool on = atomic_load_explicit(&budget_limit, memory_order_relaxed) != 0;
+    if (!on) {
+        if (s->budget_watch)
+            event_del(s->budget_watch);
+        return;
+    }
+    if (!s->budget_watch &&
+        !(s->budget_watch = event_new(s->base, -1, EV_PERSIST, budget_watch_cb, s)))
+        return; /* without the watch, each worker still pauses on its next accept */
+    if (!evtimer_pending(s->budget_watch, NULL)) {
+        struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+        event_add(s->budget_watch, &tv);
+    }
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -267,6 +298,7 @@ int tp_server_listen(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
         l->ssl_ctx = ssl_ctx;
     }
     LIST_INSERT_HEAD(&s->listeners, l, link);
+    watch_budget(s);
     return 0;
 }
 
@@ -375,6 +407,8 @@ void tp_server_drain(struct tp_server *s)
     free_listeners(s);
     if (s->resume_accept)
         event_del(s->resume_accept);
+    if (s->budget_watch)
+        event_del(s->budget_watch);
     /* First GOAWAY now (last stream id 2^31-1 per RFC 9113 6.8), the real one a
        second later, so requests already in flight on the wire are not lost. */
     drain_all(s, false);
@@ -417,6 +451,8 @@ void tp_server_free(struct tp_server *s)
         event_free(s->drain_timer);
     if (s->sweep)
         event_free(s->sweep);
+    if (s->budget_watch)
+        event_free(s->budget_watch);
     tp_h2_callbacks_free(s);
     free(s);
 }
