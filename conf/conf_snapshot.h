@@ -56,7 +56,9 @@
        tls_handshake_timeout: 10s           # 100ms..60m (every timeout)
        header_timeout: 10s                  # absolute, from the first byte of a request
        idle_timeout: 60s
-       body_timeout: 30s                    # no request-body progress
+       body_timeout: 30s                    # no request-body progress; absolute from
+                                            #   the head for a body of at most one
+                                            #   stream_buffer (a sealed request)
        write_timeout: 30s                   # no write progress
        stream_timeout: 60s                  # absolute, per request (HTTP/2 stream or
                                             #   HTTP/1.1 exchange), from its head's end
