@@ -27,6 +27,14 @@ ADMITTED = 8 * 1000 * 1000
 REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
 
 
+def assert_clean_exit(z):
+    """Stops |z| and checks it exited 0 with no sanitizer report (a leak or an error
+    under ASan aborts with a non-zero status)."""
+    rc = z.stop(timeout=30)
+    err = open(z.stderr_path, errors="replace").read()
+    assert rc == 0 and "Sanitizer" not in err, "zaslon exit %s; stderr:\n%s" % (rc, err[-3000:])
+
+
 def stalled_get(port, path):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -151,6 +159,8 @@ def test_budget(env):
     zl.assert_status(z.curl("h2c", "/after"), 200, "new connection after the budget freed up")
     log = open(os.path.join(z.rundir, "error.log")).read()
     assert "memory budget spent" in log, "no budget event logged"
+    c2.sock.close()
+    assert_clean_exit(z)
 
 
 if __name__ == "__main__":

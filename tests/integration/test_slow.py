@@ -65,6 +65,14 @@ def start(env, name="zaslon", **limits):
     return a, z
 
 
+def assert_clean_exit(z):
+    """Stops |z| and checks it exited 0 with no sanitizer report (a leak or an error
+    under ASan aborts with a non-zero status)."""
+    rc = z.stop(timeout=30)
+    err = open(z.stderr_path, errors="replace").read()
+    assert rc == 0 and "Sanitizer" not in err, "zaslon exit %s; stderr:\n%s" % (rc, err[-3000:])
+
+
 # ----------------------------------------------------------------- header deadlines
 
 def test_trickled_preface_and_continuation(env):
@@ -145,6 +153,7 @@ def test_trickled_preface_and_continuation(env):
     for name, (elapsed, _) in sorted(results.items()):
         assert_window(name, elapsed, 2.0)
     zl.assert_status(z.curl("h2c", "/ok"), 200, "still serving")
+    assert_clean_exit(z)
 
 
 # ------------------------------------------------------------------- body deadlines
@@ -246,6 +255,7 @@ def test_trickled_bodies(env):
             rec["path"] != "/echo", "a late body was delivered: %r" % rec
     zl.wait_until(lambda: "request body timeout" in open(os.path.join(z.rundir, "error.log")).read(),
                   5, what="body timeout in the log")
+    assert_clean_exit(z)
 
 
 # ------------------------------------------------------------------ peers not reading
@@ -334,6 +344,7 @@ def test_never_read(env):
     log = open(os.path.join(z.rundir, "error.log")).read()
     assert "stream timeout" in log and "write timeout" in log, "events missing from the log"
     zl.assert_status(z.curl("h2c", "/ok"), 200, "still serving")
+    assert_clean_exit(z)
 
 
 # ------------------------------------------------------------------- many at once
@@ -388,6 +399,7 @@ def test_thousands_idle(env):
     finally:
         for s in socks:
             s.close()
+    assert_clean_exit(z)
 
 
 # ------------------------------------------------------------- descriptor exhaustion
@@ -456,6 +468,7 @@ def test_descriptor_limit(env):
     assert got.startswith(b"HTTP/1.1 200"), "waiting client got %r" % got[:100]
     assert dt < 1.0 + 0.5, "served %.2f s after descriptors freed, want within ~1 s" % dt
     assert z.running(), "zaslon died at EMFILE"
+    assert_clean_exit(z)
 
 
 if __name__ == "__main__":
