@@ -339,9 +339,13 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 void tp_conn_server_attach(struct tp_conn *c)
 {
     struct tp_server *s = c->server;
-    charge(c, CONN_COST, 0);
-    evbuffer_add_cb(bufferevent_get_input(c->bev), budget_buffer_cb, c);
-    evbuffer_add_cb(bufferevent_get_output(c->bev), budget_buffer_cb, c);
+    /* With no budget set, connections skip the accounting (a reload that sets one
+       counts the connections accepted from then on). */
+    if (atomic_load_explicit(&budget_limit, memory_order_relaxed) != 0) {
+        charge(c, CONN_COST, 0);
+        evbuffer_add_cb(bufferevent_get_input(c->bev), budget_buffer_cb, c);
+        evbuffer_add_cb(bufferevent_get_output(c->bev), budget_buffer_cb, c);
+    }
     if (!s->sweep)
         s->sweep = evtimer_new(s->base, sweep_cb, s);
     if (s->sweep && !evtimer_pending(s->sweep, NULL))
@@ -354,11 +358,11 @@ void tp_conn_server_detach(struct tp_conn *c)
     struct tp_server *s = c->server;
     LIST_REMOVE(c, link);
     s->nconns--;
-    if (c->bev) {
+    if (c->budget_charged) {
         evbuffer_remove_cb(bufferevent_get_input(c->bev), budget_buffer_cb, c);
         evbuffer_remove_cb(bufferevent_get_output(c->bev), budget_buffer_cb, c);
+        charge(c, 0, c->budget_charged);
     }
-    charge(c, 0, c->budget_charged);
     if (s->accept_paused && !s->draining && s->nconns < s->opts.limits.max_conns &&
         !evtimer_pending(s->resume_accept, NULL)) {
         if (tp_server_over_budget())

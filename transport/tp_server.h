@@ -103,7 +103,8 @@ size_t tp_server_connections(const struct tp_server *s);
 /* The process-wide memory budget, shared by every server (so every worker): a fixed
    estimate per open connection plus the bytes buffered in connections' input and
    output queues. The limit is the memory_budget of the limits most recently given to
-   any server (tp_server_new, tp_server_set_limits); 0 turns it off. */
+   any server (tp_server_new, tp_server_set_limits); 0 turns it off, and connections
+   accepted while it is off are not counted. */
 
 /* Bytes currently charged to the budget. */
 size_t tp_server_memory_used(void);
