@@ -5,7 +5,8 @@ per-connection cost). Then, while it is spent:
   - a new stream on an HTTP/2 connection opened earlier gets REFUSED_STREAM;
   - a new request on an HTTP/1.1 keep-alive connection opened earlier gets 503 and the
     connection closes;
-  - a new connection waits (no answer within 1.5 s), on whichever worker it lands;
+  - a new connection waits (no answer within 1.5 s), on whichever worker it lands
+    (every worker looks at the budget every 100 ms);
   - a request admitted before (a slow reader of 8 MB) still completes, byte for byte;
   - nothing is killed: the slow readers stay connected.
 After the slow readers go away the waiting connection is served within ~1 s and new
@@ -111,7 +112,9 @@ def test_budget(env):
     zl.assert_eq(rest, b"", "connection closed after the 503")
     h1.close()
 
-    # new connections wait, on every worker
+    # new connections wait, on every worker (each notices within 100 ms; until then a
+    # connection is accepted and its request refused like the ones above)
+    time.sleep(0.5)
     waiting = []
     for i in range(4):
         s = socket.create_connection(("127.0.0.1", z.plain_port), timeout=10)
