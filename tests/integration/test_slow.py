@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Slow peers, the kinds test_limits.py does not cover, each closed by its absolute
 deadline however it trickles (a byte every 200 ms never extends one):
-  - a trickled h2c preface, a trickled SETTINGS frame, a header block trickled as one
+  - a trickled h2c preface, a trickled SETTINGS frame, both (one clock from the first
+    byte, not one per phase), a header block trickled as one
     CONTINUATION frame a byte at a time and as many small CONTINUATION frames:
     header_timeout (2 s);
   - request bodies of one window or less trickled on HTTP/1.1, on HTTP/2 and to the
@@ -89,6 +90,14 @@ def test_trickled_preface_and_continuation(env):
         finally:
             s.close()
 
+    def preface_then_settings():
+        # the preface just inside the deadline, then SETTINGS: one clock for both
+        s = raw_socket(z.plain_port)
+        try:
+            return trickle_until_closed(s, PREFACE + SETTINGS_FULL, 0.07)
+        finally:
+            s.close()
+
     def settings_bytewise():
         s = raw_socket(z.plain_port)
         try:
@@ -145,6 +154,7 @@ def test_trickled_preface_and_continuation(env):
     results = concurrently({
         "h2c preface 1 byte / 200ms": preface_bytewise,
         "SETTINGS 1 byte / 200ms": settings_bytewise,
+        "preface + SETTINGS 1 byte / 70ms": preface_then_settings,
         "CONTINUATION 1 byte / 200ms": continuation_bytewise,
         "CONTINUATION frame / 200ms": many_continuations,
     })
