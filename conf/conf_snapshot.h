@@ -70,10 +70,11 @@
                                             #   of this (where zaslon terminates users'
                                             #   TLS itself); 0 = off
        memory_budget: 0                     # 0 (off) ..1048576m, whole process: fixed
-                                            #   per-connection cost + bytes buffered in
-                                            #   connections; past it new connections
-                                            #   wait, new h2 streams get REFUSED_STREAM,
-                                            #   new HTTP/1.1 requests 503 + close
+                                            #   per-connection cost + bytes queued in
+                                            #   connections and their requests; past it
+                                            #   new connections wait, new h2 streams get
+                                            #   REFUSED_STREAM, new HTTP/1.1 requests
+                                            #   503 + close
      cover:                                 # at most one of root / upstream; neither: a
        root: DIR                            #   built-in blank page
        upstream: "http://127.0.0.1:8081"    # http:// or https://, no userinfo

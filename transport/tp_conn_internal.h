@@ -116,6 +116,12 @@ void tp_conn_server_detach(struct tp_conn *c);
 /* Called by tp_conn_accept once |c| is listed and counted (memory budget, sweep). */
 void tp_conn_server_attach(struct tp_conn *c);
 
+/* Counts an empty per-request queue |buf| of |c| against the memory budget while it
+   lives (nothing when |c| is not accounted); call tp_conn_budget_untrack before
+   freeing it. */
+void tp_conn_budget_track(struct tp_conn *c, struct evbuffer *buf);
+void tp_conn_budget_untrack(struct tp_conn *c, struct evbuffer *buf);
+
 /* HTTP/1.1 side (tp_h1.c). */
 int tp_h1_start(struct tp_conn *c);
 void tp_h1_on_read(struct tp_conn *c);

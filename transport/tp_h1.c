@@ -305,6 +305,7 @@ static void req_free(struct h1_req *r)
 {
     if (!r)
         return;
+    tp_conn_budget_untrack(r->h1->c, r->body);
     evbuffer_free(r->body);
     free(r->headers);
     free(r);
@@ -475,6 +476,7 @@ static int build_request(struct tp_h1 *h1)
         req_free(r);
         return 500;
     }
+    tp_conn_budget_track(h1->c, r->body);
     struct tp_req *req = &r->req;
     req->ops = &h1_ops;
     req->version = TP_HTTP_11;

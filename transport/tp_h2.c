@@ -97,6 +97,8 @@ static void update_deadline(struct tp_h2 *h2)
 
 static void stream_free(struct h2_stream *s)
 {
+    tp_conn_budget_untrack(s->h2->c, s->body);
+    tp_conn_budget_untrack(s->h2->c, s->out);
     evbuffer_free(s->body);
     evbuffer_free(s->out);
     free(s->hbuf);
@@ -119,6 +121,8 @@ static struct h2_stream *stream_new(struct tp_h2 *h2, int32_t id)
         stream_free(s);
         return NULL;
     }
+    tp_conn_budget_track(h2->c, s->body);
+    tp_conn_budget_track(h2->c, s->out);
     s->req.ops = &h2_ops;
     s->req.version = TP_HTTP_2;
     s->req.tls = h2->c->tls;

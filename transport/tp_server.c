@@ -335,6 +335,18 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         arm_sweep(s);
 }
 
+void tp_conn_budget_track(struct tp_conn *c, struct evbuffer *buf)
+{
+    if (c->budget_charged && buf)
+        evbuffer_add_cb(buf, budget_buffer_cb, c);
+}
+
+void tp_conn_budget_untrack(struct tp_conn *c, struct evbuffer *buf)
+{
+    if (c->budget_charged && buf && evbuffer_remove_cb(buf, budget_buffer_cb, c) == 0)
+        charge(c, 0, evbuffer_get_length(buf));
+}
+
 /* Called from tp_conn_accept once |c| is counted: it starts paying for itself. */
 void tp_conn_server_attach(struct tp_conn *c)
 {

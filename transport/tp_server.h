@@ -102,7 +102,7 @@ size_t tp_server_connections(const struct tp_server *s);
 
 /* The process-wide memory budget, shared by every server (so every worker): a fixed
    estimate per open connection plus the bytes buffered in connections' input and
-   output queues. The limit is the memory_budget of the limits most recently given to
+   output queues and in their requests' body and response queues. The limit is the memory_budget of the limits most recently given to
    any server (tp_server_new, tp_server_set_limits); 0 turns it off, and connections
    accepted while it is off are not counted. */
 

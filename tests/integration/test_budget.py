@@ -17,7 +17,10 @@ import os
 import socket
 import time
 
+import h2.config
+import h2.connection
 import h2.errors
+import h2.settings
 
 import zl
 
@@ -162,6 +165,54 @@ def test_budget(env):
     zl.assert_status(z.curl("h2c", "/after"), 200, "new connection after the budget freed up")
     log = open(os.path.join(z.rundir, "error.log")).read()
     assert "memory budget spent" in log, "no budget event logged"
+    c2.sock.close()
+    assert_clean_exit(z)
+
+
+def test_budget_counts_h2_streams(env):
+    """One HTTP/2 connection that never reads, with 30 streams of large responses:
+    its per-stream queues (64 KiB each) count, so it alone spends a 1m budget (its
+    connection queue, 256 KiB, would not); closing it gives the budget back."""
+    a = env.backend("a")
+    z = env.zaslon(zl.edge_config(env, backends={"a": a}, routes=[zl.route("a")],
+                                  limits={"memory_budget": "1m", "write_timeout": "60s",
+                                          "stream_timeout": "60s", "idle_timeout": "60s"}))
+    c2 = zl.H2Client(z.plain_port, tls=False)
+    zl.assert_status(c2.get("/before"), 200, "h2 before the budget is spent")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", z.plain_port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 24)})
+    conn.increment_flow_control_window((1 << 30))
+    for _ in range(30):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                (":authority", "localhost"), (":path", "/bytes/%d" % BIG)],
+                          end_stream=True)
+    s.sendall(conn.data_to_send())
+    t0 = time.monotonic()
+    refused = None
+    while time.monotonic() - t0 < 15:
+        st = c2.streams[c2.request("/probe")]
+        c2.wait(lambda: st.done, timeout=10, what="probe stream")
+        if st.reset == REFUSED:
+            refused = time.monotonic() - t0
+            break
+        time.sleep(0.2)
+    assert refused is not None, "a stalled h2 connection with 30 streams did not spend 1m"
+    print("  budget spent %.2f s after the stalled h2 connection opened its streams" % refused)
+    s.close()
+    t_free = time.monotonic()
+    while True:
+        st = c2.streams[c2.request("/after")]
+        c2.wait(lambda: st.done, timeout=10, what="stream after")
+        if st.reset is None:
+            break
+        assert time.monotonic() - t_free < 5, "budget not given back after the close"
+        time.sleep(0.1)
+    zl.assert_eq(st.status, 200, "stream after the budget freed up")
     c2.sock.close()
     assert_clean_exit(z)
 
