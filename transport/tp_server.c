@@ -86,7 +86,8 @@ size_t tp_server_memory_used(void)
 bool tp_server_over_budget(void)
 {
     size_t limit = atomic_load_explicit(&budget_limit, memory_order_relaxed);
-    return limit != 0 && atomic_load_explicit(&budget_used, memory_order_relaxed) >= limit;
+    return limit != 0 &&
+           atomic_load_explicit(&budget_used, memory_order_relaxed) >= limit;
 }
 
 static void charge(struct tp_conn *c, size_t add, size_t sub)
@@ -160,7 +161,8 @@ int tp_server_new(struct event_base *base, const struct tp_server_opts *opts,
         return TP_ERR_NOMEM;
     s->base = base;
     s->opts = *opts;
-    atomic_store_explicit(&budget_limit, opts->limits.memory_budget, memory_order_relaxed);
+    atomic_store_explicit(&budget_limit, opts->limits.memory_budget,
+                          memory_order_relaxed);
     LIST_INIT(&s->listeners);
     LIST_INIT(&s->conns);
     *out = s;
@@ -305,7 +307,7 @@ int tp_server_listen(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
 static unsigned sweep_ms(const struct tp_server_limits *l)
 {
     unsigned ms = l->stream_timeout_ms < l->body_timeout_ms ? l->stream_timeout_ms
-                                                             : l->body_timeout_ms;
+                                                            : l->body_timeout_ms;
     ms /= 10;
     return ms < SWEEP_MIN_MS ? SWEEP_MIN_MS : ms > SWEEP_MAX_MS ? SWEEP_MAX_MS : ms;
 }

@@ -9,7 +9,8 @@ deadline however it trickles (a byte every 200 ms never extends one):
     sealed path: body_timeout (2 s) counted from the head, not from the last byte; a
     slow body that completes in time is still answered;
   - peers that never read: an h2 stream with a zero window and one fed 1-byte
-    WINDOW_UPDATEs are reset by stream_timeout (3 s); an HTTP/1.1 client with a tiny
+    WINDOW_UPDATEs are reset by stream_timeout (3 s), an HTTP/1.1 client reading 256 KiB
+    every 250 ms of 200 MB is closed by it (seen in the log); an HTTP/1.1 client with a tiny
     receive buffer that never reads is closed by write_timeout (2 s), with zaslon's RSS
     flat (output stays within output_buffer);
   - 2,000 idle and slow connections at once (cleartext, h2c, TLS h2) cost less than
@@ -18,6 +19,7 @@ deadline however it trickles (a byte every 200 ms never extends one):
     instead of spinning (CPU time from /proc/PID/stat stays low) and serves a waiting
     client within 1 s once descriptors free up."""
 
+import datetime
 import os
 import resource
 import socket
@@ -338,8 +340,29 @@ def test_never_read(env):
         finally:
             s.close()
 
+    def h1_trickle_reader():
+        # reads 256 KiB every 250 ms: enough write progress that write_timeout never
+        # fires, far too slow for 200 MB, so only stream_timeout ends it; the close is
+        # seen in the log (the kernel still holds bytes to read after it)
+        s = socket.create_connection(("127.0.0.1", z.plain_port))
+        try:
+            s.sendall(b"GET /bytes/200000000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.settimeout(1)
+            t_end = time.monotonic() + 6
+            while time.monotonic() < t_end:
+                try:
+                    if not s.recv(256 * 1024):
+                        break
+                except socket.timeout:
+                    pass
+                time.sleep(0.25)
+        finally:
+            s.close()
+
+    t_start = time.time()
     results = concurrently({"zero window": zero_window, "1-byte WINDOW_UPDATEs": window_trickle,
-                            "stalled TCP": stalled_tcp})
+                            "stalled TCP": stalled_tcp, "h1 trickle reader": h1_trickle_reader})
+    results.pop("h1 trickle reader")
     n, rss = results.pop("stalled TCP")
     print("  stalled TCP: %d bytes before the close; RSS KiB %s" % (n, rss))
     assert n < 50 * zl.MiB, "a reader that stalled got %d bytes: not closed" % n
@@ -352,7 +375,14 @@ def test_never_read(env):
         zl.assert_eq(reset, CANCEL, "%s: RST_STREAM code" % name)
         assert nbytes < 100, "%s: got %d bytes" % (name, nbytes)
     log = open(os.path.join(z.rundir, "error.log")).read()
-    assert "stream timeout" in log and "write timeout" in log, "events missing from the log"
+    assert "write timeout" in log, "no write timeout in the log"
+    # two h2 streams and the HTTP/1.1 trickle reader, each within 3 s + margin
+    stamps = [line.split()[0] for line in log.splitlines() if line.endswith(" stream timeout")]
+    zl.assert_eq(len(stamps), 3, "stream timeouts logged")
+    for st in stamps:
+        t = datetime.datetime.strptime(st, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        assert t - t_start <= 3.0 + LATE, "a stream timeout %.2f s after the start" % (t - t_start)
     zl.assert_status(z.curl("h2c", "/ok"), 200, "still serving")
     assert_clean_exit(z)
 
