@@ -867,7 +867,7 @@ void tp_h1_expire(struct tp_conn *c, uint64_t now_ms)
     /* As on HTTP/2: a body that fits one window must be complete body_timeout after
        the head, however it trickles; a stall on our side does not count. */
     if (r->req.has_body && !r->message_complete && !c->p.h1->reading_blocked &&
-        r->delivered <= l->stream_buffer && age >= l->body_timeout_ms)
+        r->delivered < l->stream_buffer && age >= l->body_timeout_ms)
         tp_conn_close(c, TP_EV_BODY_TIMEOUT);
     else if (age >= l->stream_timeout_ms)
         tp_conn_close(c, TP_EV_STREAM_TIMEOUT);

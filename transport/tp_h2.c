@@ -807,9 +807,10 @@ void tp_h2_expire(struct tp_conn *c, uint64_t now_ms)
     TAILQ_FOREACH(s, &h2->streams, link)
     {
         uint64_t age = now_ms - s->start_ms;
-        /* A body that fits the stream window (a sealed request) has no flow-control
-           excuse to be slow: it must be complete body_timeout after the head. */
-        bool body_late = !s->body_complete && s->delivered <= l->stream_buffer &&
+        /* A body that has not yet filled the stream window (a sealed request) has no
+           flow-control excuse to be slow, even if the handler is: it must be complete
+           body_timeout after the head. */
+        bool body_late = !s->body_complete && s->delivered < l->stream_buffer &&
                          age >= l->body_timeout_ms;
         if (s->expired || (age < l->stream_timeout_ms && !body_late))
             continue;
