@@ -27,4 +27,6 @@ void conf_limits_default(struct conf_limits *l)
     l->stream_buffer = 64 * 1024;
     l->drain_timeout_ms = 30000;
     l->max_requests_per_connection = 1000;
+    l->stream_timeout_ms = 60000;
+    l->memory_budget = 0;
 }

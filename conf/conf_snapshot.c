@@ -19,11 +19,13 @@
      limits.idle_timeout            60s       100ms    60m
      limits.body_timeout            30s       100ms    60m
      limits.write_timeout           30s       100ms    60m
+     limits.stream_timeout          60s       100ms    60m
      limits.drain_timeout           30s       100ms    60m
      limits.max_requests_per_connection 1000  1        1000000000
      limits.h2_data_padding         0         0        16k
      limits.output_buffer           256k      16k      64m
      limits.stream_buffer           64k       16k      16m
+     limits.memory_budget           0 (off)   0        1048576m
      backends.NAME.pad_min          1k        1        1m
      sealed.replay_window           60s       1s       60m
      sealed.replay_cache            100000    1000     10000000
@@ -123,6 +125,10 @@ static const struct num_field limit_fields[] = {
      offsetof(struct conf_limits, max_requests_per_connection), 1, 1000000000},
     {"h2_data_padding", NUM_SIZE, offsetof(struct conf_limits, h2_data_padding), 0,
      16 * KIB},
+    {"stream_timeout", NUM_DURATION, offsetof(struct conf_limits, stream_timeout_ms), 100,
+     60 * MINUTE},
+    {"memory_budget", NUM_SIZE, offsetof(struct conf_limits, memory_budget), 0,
+     (uint64_t)MIB * MIB},
 };
 
 static const struct num_field sealed_fields[] = {

@@ -60,8 +60,12 @@
        tls_handshake_timeout: 10s           # 100ms..60m (every timeout)
        header_timeout: 10s                  # absolute, from the first byte of a request
        idle_timeout: 60s
-       body_timeout: 30s                    # no request-body progress
+       body_timeout: 30s                    # no request-body progress; absolute from
+                                            #   the head for a body of at most one
+                                            #   stream_buffer (a sealed request)
        write_timeout: 30s                   # no write progress
+       stream_timeout: 60s                  # absolute, per request (HTTP/2 stream or
+                                            #   HTTP/1.1 exchange), from its head's end
        output_buffer: 256k                  # 16k..64m, per connection
        stream_buffer: 64k                   # 16k..16m, per stream, each direction
        drain_timeout: 30s                   # SIGTERM, and an old generation after a
@@ -71,6 +75,12 @@
        h2_data_padding: 0                   # 0..16k: pad HTTP/2 DATA frames to multiples
                                             #   of this (where zaslon terminates users'
                                             #   TLS itself); 0 = off
+       memory_budget: 0                     # 0 (off) ..1048576m, whole process: fixed
+                                            #   per-connection cost + bytes queued in
+                                            #   connections and their requests; past it
+                                            #   new connections wait, new h2 streams get
+                                            #   REFUSED_STREAM, new HTTP/1.1 requests
+                                            #   503 + close
      cover:                                 # at most one of root / upstream; neither: a
        root: DIR                            #   built-in blank page
        upstream: "http://127.0.0.1:8081"    # http:// or https://, no userinfo
@@ -188,6 +198,8 @@ struct conf_limits {
     unsigned drain_timeout_ms;
     unsigned max_requests_per_connection; /* then GOAWAY / Connection: close */
     size_t h2_data_padding;               /* 0 = off */
+    unsigned stream_timeout_ms;           /* absolute, per request */
+    size_t memory_budget;                 /* bytes, whole process; 0 = off */
 };
 
 struct conf_kv {

@@ -40,6 +40,8 @@ static void limits_from_conf(const struct conf_limits *c, struct tp_server_limit
     l->stream_buffer = c->stream_buffer;
     l->max_requests_per_conn = c->max_requests_per_connection;
     l->h2_data_padding = c->h2_data_padding;
+    l->stream_timeout_ms = c->stream_timeout_ms;
+    l->memory_budget = c->memory_budget;
 }
 
 static int backend_init(struct gw_backend *b, const char *file, const char *name,

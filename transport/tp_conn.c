@@ -55,12 +55,18 @@ static void arm(struct tp_conn *c, uint64_t ms)
 
 void tp_conn_set_deadline(struct tp_conn *c, enum tp_deadline d)
 {
+    /* Cleartext sniffing already ran under the header deadline: the first head (or
+       the h2c SETTINGS after a trickled preface) continues that clock. */
+    bool keep = !c->tls && c->deadline == TP_DL_HANDSHAKE && d == TP_DL_HEADER;
+    uint64_t now = tp_conn_now_ms(c);
     c->deadline = d;
-    c->deadline_start_ms = tp_conn_now_ms(c);
+    if (!keep)
+        c->deadline_start_ms = now;
+    uint64_t limit = deadline_ms(c), elapsed = now - c->deadline_start_ms;
     if (d == TP_DL_NONE)
         event_del(c->timer);
     else
-        arm(c, deadline_ms(c));
+        arm(c, elapsed < limit ? limit - elapsed : 0);
 }
 
 void tp_conn_touch(struct tp_conn *c)
@@ -328,6 +334,7 @@ void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
     }
     LIST_INSERT_HEAD(&s->conns, c, link);
     s->nconns++;
+    tp_conn_server_attach(c);
     c->phase = TP_PHASE_HANDSHAKE;
     /* Cleartext waits for its first bytes under the header deadline. */
     c->deadline = TP_DL_HANDSHAKE;

@@ -38,6 +38,8 @@ struct tp_server {
     bool accept_paused;
     bool draining;
     struct event *drain_timer; /* the second GOAWAY, one second in */
+    struct event *sweep;       /* per-request deadlines (tp_server.c) */
+    struct event *budget_watch; /* pauses accepting when the memory budget is spent */
     struct nghttp2_session_callbacks *h2_callbacks; /* built on first use */
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];
@@ -79,6 +81,7 @@ struct tp_conn {
         struct tp_h2 *h2;
     } p;
     LIST_ENTRY(tp_conn) link;
+    size_t budget_charged;      /* bytes this connection holds of the memory budget */
 };
 
 /* Monotonic milliseconds (cached per loop iteration by libevent). */
@@ -110,6 +113,15 @@ void tp_conn_event(struct tp_conn *c, enum tp_server_event ev);
 /* Called by tp_conn_close for each protocol. */
 void tp_conn_server_detach(struct tp_conn *c);
 
+/* Called by tp_conn_accept once |c| is listed and counted (memory budget, sweep). */
+void tp_conn_server_attach(struct tp_conn *c);
+
+/* Counts an empty per-request queue |buf| of |c| against the memory budget while it
+   lives (nothing when |c| is not accounted); call tp_conn_budget_untrack before
+   freeing it. */
+void tp_conn_budget_track(struct tp_conn *c, struct evbuffer *buf);
+void tp_conn_budget_untrack(struct tp_conn *c, struct evbuffer *buf);
+
 /* HTTP/1.1 side (tp_h1.c). */
 int tp_h1_start(struct tp_conn *c);
 void tp_h1_on_read(struct tp_conn *c);
@@ -117,6 +129,10 @@ void tp_h1_on_write(struct tp_conn *c);
 void tp_h1_on_deadline(struct tp_conn *c);
 void tp_h1_drain(struct tp_conn *c);
 void tp_h1_free(struct tp_conn *c);
+/* Per-request deadlines, from the server's sweep: a request past stream_timeout, or
+   a body of at most one window (stream_buffer) still incomplete body_timeout after
+   the head, ends the request. May free |c| (HTTP/1.1). */
+void tp_h1_expire(struct tp_conn *c, uint64_t now_ms);
 
 /* HTTP/2 side (tp_h2.c). */
 int tp_h2_start(struct tp_conn *c);
@@ -126,5 +142,6 @@ void tp_h2_on_deadline(struct tp_conn *c);
 void tp_h2_drain(struct tp_conn *c, bool final);
 void tp_h2_free(struct tp_conn *c);
 void tp_h2_callbacks_free(struct tp_server *s);
+void tp_h2_expire(struct tp_conn *c, uint64_t now_ms); /* as tp_h1_expire; resets streams */
 
 #endif

@@ -40,6 +40,7 @@ struct h1_req {
     bool responded, ended, chunked, head_only;
     int64_t remaining; /* declared response bytes still to send, or -1 */
     bool want_writable;
+    uint64_t start_ms; /* head complete: stream_timeout and the small-body deadline */
 };
 
 struct tp_h1 {
@@ -99,7 +100,7 @@ static void send_error_and_close(struct tp_h1 *h1, int status)
                         "Connection: close\r\n\r\n",
                         n);
     evbuffer_add(out, body, n);
-    tp_conn_event(c, TP_EV_PROTOCOL_ERROR);
+    tp_conn_event(c, status == 503 ? TP_EV_OVER_BUDGET : TP_EV_PROTOCOL_ERROR);
     tp_conn_close_after_flush(c, true);
 }
 
@@ -304,8 +305,10 @@ static void req_free(struct h1_req *r)
 {
     if (!r)
         return;
-    if (r->body) /* NULL when build_request ran out of memory */
+    if (r->body) { /* NULL when build_request ran out of memory */
+        tp_conn_budget_untrack(r->h1->c, r->body);
         evbuffer_free(r->body);
+    }
     free(r->headers);
     free(r);
 }
@@ -475,6 +478,7 @@ static int build_request(struct tp_h1 *h1)
         req_free(r);
         return 500;
     }
+    tp_conn_budget_track(h1->c, r->body);
     struct tp_req *req = &r->req;
     req->ops = &h1_ops;
     req->version = TP_HTTP_11;
@@ -562,7 +566,14 @@ static int on_headers_complete(http_parser *p)
     }
     struct tp_conn *c = h1->c;
     struct h1_req *r = h1->cur;
+    if (tp_server_over_budget()) {
+        /* Memory budget spent: refuse before a handler takes anything on. */
+        h1->close_pending = true;
+        send_error_and_close(h1, 503);
+        return -1;
+    }
     c->nreqs++;
+    r->start_ms = tp_conn_now_ms(c);
     tp_conn_set_deadline(c, r->req.has_body ? TP_DL_BODY : TP_DL_NONE);
     /* The handler is called here, inside the parser, so it is installed before any
        body byte arrives; it cannot free anything synchronously (see top comment). */
@@ -846,6 +857,22 @@ void tp_h1_on_deadline(struct tp_conn *c)
         [TP_DL_BODY] = TP_EV_BODY_TIMEOUT,
     };
     tp_conn_close(c, ev[c->deadline]);
+}
+
+void tp_h1_expire(struct tp_conn *c, uint64_t now_ms)
+{
+    struct h1_req *r = c->p.h1->cur;
+    if (!r)
+        return;
+    const struct tp_server_limits *l = &c->limits;
+    uint64_t age = now_ms - r->start_ms;
+    /* As on HTTP/2: a body that fits one window must be complete body_timeout after
+       the head, however it trickles; a stall on our side does not count. */
+    if (r->req.has_body && !r->message_complete && !c->p.h1->reading_blocked &&
+        r->delivered < l->stream_buffer && age >= l->body_timeout_ms)
+        tp_conn_close(c, TP_EV_BODY_TIMEOUT);
+    else if (age >= l->stream_timeout_ms)
+        tp_conn_close(c, TP_EV_STREAM_TIMEOUT);
 }
 
 void tp_h1_drain(struct tp_conn *c)

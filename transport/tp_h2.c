@@ -64,6 +64,8 @@ struct h2_stream {
     struct evbuffer *out;
     bool dispatched, responded, ended, head_only, deferred, want_writable, notify;
     int64_t remaining;
+    uint64_t start_ms; /* head began: stream_timeout and the small-body deadline */
+    bool expired;      /* reset by tp_h2_expire */
     TAILQ_ENTRY(h2_stream) link;
 };
 
@@ -153,6 +155,8 @@ static void spend(struct tp_h2 *h2, struct budget *b)
 static void stream_free(struct h2_stream *s)
 {
     /* stream_new may fail half-way: evbuffer_free does not take NULL */
+    tp_conn_budget_untrack(s->h2->c, s->body);
+    tp_conn_budget_untrack(s->h2->c, s->out);
     if (s->body)
         evbuffer_free(s->body);
     if (s->out)
@@ -177,11 +181,14 @@ static struct h2_stream *stream_new(struct tp_h2 *h2, int32_t id)
         stream_free(s);
         return NULL;
     }
+    tp_conn_budget_track(h2->c, s->body);
+    tp_conn_budget_track(h2->c, s->out);
     s->req.ops = &h2_ops;
     s->req.version = TP_HTTP_2;
     s->req.tls = h2->c->tls;
     s->req.conn_serial = h2->c->serial;
     s->req.content_length = -1;
+    s->start_ms = tp_conn_now_ms(h2->c);
     TAILQ_INSERT_TAIL(&h2->streams, s, link);
     h2->nstreams++;
     return s;
@@ -414,6 +421,13 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         /* Past the cap the GOAWAY below declared this stream unprocessed, so the client
            may resend it elsewhere: it must not be served here too. Streams that arrive
            before the GOAWAY has left are refused, never dispatched. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    if (tp_server_over_budget()) {
+        /* Memory budget spent: refused streams are safe for the client to retry. */
+        tp_conn_event(c, TP_EV_OVER_BUDGET);
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -922,6 +936,32 @@ void tp_h2_on_deadline(struct tp_conn *c)
         return;
     }
     tp_conn_close(c, TP_EV__COUNT);
+}
+
+void tp_h2_expire(struct tp_conn *c, uint64_t now_ms)
+{
+    struct tp_h2 *h2 = c->p.h2;
+    const struct tp_server_limits *l = &c->limits;
+    bool any = false;
+    struct h2_stream *s;
+    TAILQ_FOREACH(s, &h2->streams, link)
+    {
+        uint64_t age = now_ms - s->start_ms;
+        /* A body that has not yet filled the stream window (a sealed request) has no
+           flow-control excuse to be slow, even if the handler is: it must be complete
+           body_timeout after the head. */
+        bool body_late = !s->body_complete && s->delivered < l->stream_buffer &&
+                         age >= l->body_timeout_ms;
+        if (s->expired || (age < l->stream_timeout_ms && !body_late))
+            continue;
+        s->expired = true;
+        any = true;
+        tp_conn_event(c, body_late ? TP_EV_BODY_TIMEOUT : TP_EV_STREAM_TIMEOUT);
+        /* The handler hears on_abort when the stream closes. */
+        nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    }
+    if (any)
+        schedule(h2);
 }
 
 void tp_h2_drain(struct tp_conn *c, bool final)

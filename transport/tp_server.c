@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -17,6 +20,22 @@
 /* Accepting resumes this long after EMFILE/ENFILE: short enough to serve again well
    within a second, long enough not to spin on a full descriptor table. */
 #define ACCEPT_RETRY_MS 100
+
+/* What one open connection costs the memory budget beyond its queued bytes: the
+   connection and bufferevent, their buffers' first chains, and a TLS object or an
+   nghttp2 session with its HPACK tables. An estimate, on the generous side of what
+   test_slow.py measures for idle and slow connections. */
+#define CONN_COST (16 * 1024)
+
+/* Per-request deadlines are checked by one sweep per server, every tenth of the
+   shortest such deadline, within these bounds. */
+#define SWEEP_MIN_MS 50
+#define SWEEP_MAX_MS 1000
+
+/* The budget is one counter for the whole process: workers charge and release with
+   relaxed atomics (an exact order does not matter, only the running sum). */
+static atomic_size_t budget_used;
+static atomic_size_t budget_limit;
 
 static const char *const event_names[TP_EV__COUNT] = {
     [TP_EV_ACCEPT_PAUSED] = "accept paused",
@@ -29,6 +48,8 @@ static const char *const event_names[TP_EV__COUNT] = {
     [TP_EV_PROTOCOL_ERROR] = "protocol error",
     [TP_EV_FLOOD] = "flood",
     [TP_EV_NOMEM] = "out of memory",
+    [TP_EV_STREAM_TIMEOUT] = "stream timeout",
+    [TP_EV_OVER_BUDGET] = "memory budget spent",
 };
 
 const char *tp_server_event_str(enum tp_server_event ev)
@@ -53,6 +74,36 @@ void tp_server_limits_default(struct tp_server_limits *l)
     l->output_buffer = 256 * 1024;
     l->stream_buffer = 64 * 1024;
     l->max_requests_per_conn = 1000;
+    l->stream_timeout_ms = 60000;
+    l->memory_budget = 0;
+}
+
+size_t tp_server_memory_used(void)
+{
+    return atomic_load_explicit(&budget_used, memory_order_relaxed);
+}
+
+bool tp_server_over_budget(void)
+{
+    size_t limit = atomic_load_explicit(&budget_limit, memory_order_relaxed);
+    return limit != 0 &&
+           atomic_load_explicit(&budget_used, memory_order_relaxed) >= limit;
+}
+
+static void charge(struct tp_conn *c, size_t add, size_t sub)
+{
+    c->budget_charged = c->budget_charged + add - sub;
+    if (add >= sub)
+        atomic_fetch_add_explicit(&budget_used, add - sub, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&budget_used, sub - add, memory_order_relaxed);
+}
+
+/* Every change to a connection's input or output queue moves the budget. */
+static void budget_buffer_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                             void *arg)
+{
+    charge(arg, info->n_added, info->n_deleted);
 }
 
 int tp_listen_socket(const char *host, uint16_t port, int *out)
@@ -110,15 +161,22 @@ int tp_server_new(struct event_base *base, const struct tp_server_opts *opts,
         return TP_ERR_NOMEM;
     s->base = base;
     s->opts = *opts;
+    atomic_store_explicit(&budget_limit, opts->limits.memory_budget,
+                          memory_order_relaxed);
     LIST_INIT(&s->listeners);
     LIST_INIT(&s->conns);
     *out = s;
     return 0;
 }
 
+static void watch_budget(struct tp_server *s);
+
 void tp_server_set_limits(struct tp_server *s, const struct tp_server_limits *l)
 {
     s->opts.limits = *l;
+    atomic_store_explicit(&budget_limit, l->memory_budget, memory_order_relaxed);
+    if (!LIST_EMPTY(&s->listeners))
+        watch_budget(s);
 }
 
 static void set_accepting(struct tp_server *s, bool on)
@@ -134,10 +192,21 @@ static void set_accepting(struct tp_server *s, bool on)
     s->accept_paused = !on;
 }
 
+static void arm_resume(struct tp_server *s)
+{
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    event_add(s->resume_accept, &tv);
+}
+
 static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct tp_server *s = arg;
-    if (!s->draining && s->nconns < s->opts.limits.max_conns)
+    if (s->draining)
+        return;
+    /* Over budget, new connections wait in the kernel's backlog: look again soon. */
+    if (tp_server_over_budget())
+        arm_resume(s);
+    else if (s->nconns < s->opts.limits.max_conns)
         set_accepting(s, true);
 }
 
@@ -148,9 +217,34 @@ static void pause_accept(struct tp_server *s, bool retry)
     set_accepting(s, false);
     if (s->opts.on_event)
         s->opts.on_event(s->opts.arg, TP_EV_ACCEPT_PAUSED, 0);
-    if (retry && s->resume_accept) {
+    if (retry && s->resume_accept)
+        arm_resume(s);
+}
+
+/* Another worker may spend the budget: every worker looks at it a few times a second
+   while a budget is set, so that all of them stop accepting, not only the one that
+   happens to accept next. */
+static void budget_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tp_server *s = arg;
+    if (!s->draining && tp_server_over_budget())
+        pause_accept(s, true);
+}
+
+static void watch_budget(struct tp_server *s)
+{
+    bool on = atomic_load_explicit(&budget_limit, memory_order_relaxed) != 0;
+    if (!on) {
+        if (s->budget_watch)
+            event_del(s->budget_watch);
+        return;
+    }
+    if (!s->budget_watch &&
+        !(s->budget_watch = event_new(s->base, -1, EV_PERSIST, budget_watch_cb, s)))
+        return; /* without the watch, each worker still pauses on its next accept */
+    if (!evtimer_pending(s->budget_watch, NULL)) {
         struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
-        event_add(s->resume_accept, &tv);
+        event_add(s->budget_watch, &tv);
     }
 }
 
@@ -167,6 +261,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     tp_conn_accept(s, fd, l->ssl_ctx);
     if (s->nconns >= s->opts.limits.max_conns)
         pause_accept(s, false);
+    else if (tp_server_over_budget())
+        pause_accept(s, true);
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -204,7 +300,70 @@ int tp_server_listen(struct tp_server *s, int fd, SSL_CTX *ssl_ctx)
         l->ssl_ctx = ssl_ctx;
     }
     LIST_INSERT_HEAD(&s->listeners, l, link);
+    watch_budget(s);
     return 0;
+}
+
+static unsigned sweep_ms(const struct tp_server_limits *l)
+{
+    unsigned ms = l->stream_timeout_ms < l->body_timeout_ms ? l->stream_timeout_ms
+                                                            : l->body_timeout_ms;
+    ms /= 10;
+    return ms < SWEEP_MIN_MS ? SWEEP_MIN_MS : ms > SWEEP_MAX_MS ? SWEEP_MAX_MS : ms;
+}
+
+static void arm_sweep(struct tp_server *s)
+{
+    unsigned ms = sweep_ms(&s->opts.limits);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(s->sweep, &tv);
+}
+
+/* Absolute per-request deadlines: no byte a client trickles re-arms them. */
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tp_server *s = arg;
+    struct tp_conn *c, *next;
+    for (c = LIST_FIRST(&s->conns); c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->phase != TP_PHASE_ACTIVE)
+            continue;
+        if (c->proto == TP_PROTO_H2)
+            tp_h2_expire(c, tp_conn_now_ms(c));
+        else if (c->proto == TP_PROTO_H1)
+            tp_h1_expire(c, tp_conn_now_ms(c));
+    }
+    if (s->nconns)
+        arm_sweep(s);
+}
+
+void tp_conn_budget_track(struct tp_conn *c, struct evbuffer *buf)
+{
+    if (c->budget_charged && buf)
+        evbuffer_add_cb(buf, budget_buffer_cb, c);
+}
+
+void tp_conn_budget_untrack(struct tp_conn *c, struct evbuffer *buf)
+{
+    if (c->budget_charged && buf && evbuffer_remove_cb(buf, budget_buffer_cb, c) == 0)
+        charge(c, 0, evbuffer_get_length(buf));
+}
+
+/* Called from tp_conn_accept once |c| is counted: it starts paying for itself. */
+void tp_conn_server_attach(struct tp_conn *c)
+{
+    struct tp_server *s = c->server;
+    /* With no budget set, connections skip the accounting (a reload that sets one
+       counts the connections accepted from then on). */
+    if (atomic_load_explicit(&budget_limit, memory_order_relaxed) != 0) {
+        charge(c, CONN_COST, 0);
+        evbuffer_add_cb(bufferevent_get_input(c->bev), budget_buffer_cb, c);
+        evbuffer_add_cb(bufferevent_get_output(c->bev), budget_buffer_cb, c);
+    }
+    if (!s->sweep)
+        s->sweep = evtimer_new(s->base, sweep_cb, s);
+    if (s->sweep && !evtimer_pending(s->sweep, NULL))
+        arm_sweep(s);
 }
 
 /* Called from tp_conn_close: a slot is free again. */
@@ -213,9 +372,18 @@ void tp_conn_server_detach(struct tp_conn *c)
     struct tp_server *s = c->server;
     LIST_REMOVE(c, link);
     s->nconns--;
+    if (c->budget_charged) {
+        evbuffer_remove_cb(bufferevent_get_input(c->bev), budget_buffer_cb, c);
+        evbuffer_remove_cb(bufferevent_get_output(c->bev), budget_buffer_cb, c);
+        charge(c, 0, c->budget_charged);
+    }
     if (s->accept_paused && !s->draining && s->nconns < s->opts.limits.max_conns &&
-        !evtimer_pending(s->resume_accept, NULL))
-        set_accepting(s, true);
+        !evtimer_pending(s->resume_accept, NULL)) {
+        if (tp_server_over_budget())
+            arm_resume(s);
+        else
+            set_accepting(s, true);
+    }
 }
 
 static void free_listeners(struct tp_server *s)
@@ -257,6 +425,8 @@ void tp_server_drain(struct tp_server *s)
     free_listeners(s);
     if (s->resume_accept)
         event_del(s->resume_accept);
+    if (s->budget_watch)
+        event_del(s->budget_watch);
     /* First GOAWAY now (last stream id 2^31-1 per RFC 9113 6.8), the real one a
        second later, so requests already in flight on the wire are not lost. */
     drain_all(s, false);
@@ -297,6 +467,10 @@ void tp_server_free(struct tp_server *s)
         event_free(s->resume_accept);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    if (s->sweep)
+        event_free(s->sweep);
+    if (s->budget_watch)
+        event_free(s->budget_watch);
     tp_h2_callbacks_free(s);
     free(s);
 }

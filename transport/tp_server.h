@@ -35,6 +35,8 @@ struct tp_server_limits {
     size_t stream_buffer;            /* per request, each direction */
     unsigned max_requests_per_conn;  /* then a graceful close / GOAWAY */
     size_t h2_data_padding;          /* pad HTTP/2 DATA payloads to multiples of this; 0 off */
+    unsigned stream_timeout_ms;      /* absolute, per request, from its head */
+    size_t memory_budget;            /* whole process (every server); 0 = off */
 };
 
 /* Fills |l| with the defaults documented in the README. */
@@ -42,7 +44,7 @@ void tp_server_limits_default(struct tp_server_limits *l);
 
 /* Fixed reasons for connection-level events; never an address. */
 enum tp_server_event {
-    TP_EV_ACCEPT_PAUSED,     /* descriptor limit or connection cap */
+    TP_EV_ACCEPT_PAUSED,     /* descriptor limit, connection cap or memory budget */
     TP_EV_TLS_FAILED,
     TP_EV_TLS_TIMEOUT,
     TP_EV_HEADER_TIMEOUT,
@@ -52,6 +54,8 @@ enum tp_server_event {
     TP_EV_PROTOCOL_ERROR,
     TP_EV_FLOOD,
     TP_EV_NOMEM,
+    TP_EV_STREAM_TIMEOUT,    /* a request outlived stream_timeout */
+    TP_EV_OVER_BUDGET,       /* a request refused: the memory budget is spent */
     TP_EV__COUNT
 };
 
@@ -95,6 +99,19 @@ void tp_server_drain(struct tp_server *s);
 
 /* Number of open connections. */
 size_t tp_server_connections(const struct tp_server *s);
+
+/* The process-wide memory budget, shared by every server (so every worker): a fixed
+   estimate per open connection plus the bytes buffered in connections' input and
+   output queues and in their requests' body and response queues. The limit is the memory_budget of the limits most recently given to
+   any server (tp_server_new, tp_server_set_limits); 0 turns it off, and connections
+   accepted while it is off are not counted. */
+
+/* Bytes currently charged to the budget. */
+size_t tp_server_memory_used(void);
+
+/* True when a budget is set and the charged bytes have reached it: new connections
+   wait, new HTTP/2 streams are refused and new HTTP/1.1 requests get 503. */
+bool tp_server_over_budget(void);
 
 /* Closes every connection at once (in-flight requests get on_abort) and frees the
    server. Accepts NULL. */

@@ -213,6 +213,8 @@ static void defaults(void)
     memset(&d, 0, sizeof(d)); /* padding too, for memcmp */
     conf_limits_default(&d);
     CU_ASSERT_EQUAL(memcmp(&s->limits, &d, sizeof(d)), 0);
+    CU_ASSERT_EQUAL(s->limits.stream_timeout_ms, 60000);
+    CU_ASSERT_EQUAL(s->limits.memory_budget, 0); /* off */
     CU_ASSERT_EQUAL(s->workers, 0);
     CU_ASSERT_EQUAL(s->role, CONF_ROLE_EDGE);
     CU_ASSERT_PTR_NULL(s->server_header);
@@ -265,7 +267,9 @@ static void every_limit(void)
                                          "  write_timeout: 22s\n"
                                          "  output_buffer: 23k\n"
                                          "  stream_buffer: 24k\n"
-                                         "  drain_timeout: 25s\n");
+                                         "  drain_timeout: 25s\n"
+                                         "  stream_timeout: 26s\n"
+                                         "  memory_budget: 27m\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     const struct conf_limits *l = &s->limits;
     CU_ASSERT_EQUAL(l->connections_per_worker, 11);
@@ -283,6 +287,8 @@ static void every_limit(void)
     CU_ASSERT_EQUAL(l->output_buffer, 23 * 1024);
     CU_ASSERT_EQUAL(l->stream_buffer, 24 * 1024);
     CU_ASSERT_EQUAL(l->drain_timeout_ms, 25000);
+    CU_ASSERT_EQUAL(l->stream_timeout_ms, 26000);
+    CU_ASSERT_EQUAL(l->memory_budget, 27u << 20);
     conf_snapshot_free(s);
 }
 
@@ -335,6 +341,15 @@ static void bounds(void)
         {"limits: {output_buffer: 65537k}", false, 0},
         {"limits: {stream_buffer: 16m}", true, 16u << 20},
         {"limits: {stream_buffer: 16385k}", false, 0},
+        {"limits: {stream_timeout: 100ms}", true, 100},
+        {"limits: {stream_timeout: 99ms}", false, 0},
+        {"limits: {stream_timeout: 60m}", true, 3600000},
+        {"limits: {stream_timeout: 61m}", false, 0},
+        {"limits: {memory_budget: 0}", true, 0},
+        {"limits: {memory_budget: 1}", true, 1},
+        {"limits: {memory_budget: 512m}", true, 512u << 20},
+        {"limits: {memory_budget: 1048576m}", true, 1ull << 40},
+        {"limits: {memory_budget: 1048577m}", false, 0},
         /* Overflow in the digits and in the suffix both come out as out of range. */
         {"limits: {stream_buffer: 99999999999999999999999}", false, 0},
         {"limits: {stream_buffer: 18446744073709551615k}", false, 0},
@@ -405,6 +420,10 @@ static void bounds(void)
                 got = s->limits.output_buffer;
             else if (strstr(e->limit, "stream_buffer"))
                 got = s->limits.stream_buffer;
+            else if (strstr(e->limit, "stream_timeout"))
+                got = s->limits.stream_timeout_ms;
+            else if (strstr(e->limit, "memory_budget"))
+                got = s->limits.memory_budget;
             ok = got == e->want;
         }
         if (!ok)

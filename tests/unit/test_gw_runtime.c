@@ -162,12 +162,29 @@ static void reload_keeps_replay_cache(void)
     CU_ASSERT(rmdir(dir) == 0);
 }
 
+/* Every limit reaches the transport, the two slow-peer keys included. */
+static void limits_pass_through(void)
+{
+    adapter_register_builtin();
+    char err[512] = "";
+    struct gw_runtime *rt = load("listen:\n  - address: \"127.0.0.1:1\"\n"
+                                 "limits:\n  stream_timeout: 7s\n  memory_budget: 3m\n"
+                                 "  body_timeout: 2s\n",
+                                 err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rt);
+    CU_ASSERT_EQUAL(rt->limits.stream_timeout_ms, 7000);
+    CU_ASSERT_EQUAL(rt->limits.memory_budget, 3u << 20);
+    CU_ASSERT_EQUAL(rt->limits.body_timeout_ms, 2000);
+    gw_runtime_free(rt);
+}
+
 int test_gw_runtime(void)
 {
     CU_pSuite s = CU_add_suite("gw_runtime", NULL, NULL);
     if (!s || !CU_add_test(s, "defaults agree across layers", defaults_agree) ||
         !CU_add_test(s, "errors carry file:line", errors_have_lines) ||
-        !CU_add_test(s, "reload keeps the replay cache", reload_keeps_replay_cache))
+        !CU_add_test(s, "reload keeps the replay cache", reload_keeps_replay_cache) ||
+        !CU_add_test(s, "limits pass through", limits_pass_through))
         return -1;
     return 0;
 }
