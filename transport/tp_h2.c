@@ -88,6 +88,7 @@ struct tp_h2 {
     bool goaway_error;       /* a GOAWAY with an error code went out */
     struct budget glitches;  /* frames an honest peer has little reason to send */
     struct budget resets;    /* RST_STREAM we were made to send */
+    unsigned own_refusals;   /* REFUSED_STREAM we queued for our own reasons */
 };
 
 static const struct tp_req_ops h2_ops;
@@ -421,6 +422,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         /* Past the cap the GOAWAY below declared this stream unprocessed, so the client
            may resend it elsewhere: it must not be served here too. Streams that arrive
            before the GOAWAY has left are refused, never dispatched. */
+        h2->own_refusals++;
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -428,6 +430,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (tp_server_over_budget()) {
         /* Memory budget spent: refused streams are safe for the client to retry. */
         tp_conn_event(c, TP_EV_OVER_BUDGET);
+        h2->own_refusals++;
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -710,11 +713,13 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
         /* Resets answering the peer's protocol errors (flow control, frames on a closed
            stream, streams beyond the limit) are ones it can provoke at will. Those for
            our own reasons (a failed backend, an early response, the per-connection
-           cap) are not counted: an honest connection must not pay for them. */
+           cap, the memory budget) are not counted: an honest connection must not pay
+           for them. */
         uint32_t e = frame->rst_stream.error_code;
-        if (e != NGHTTP2_NO_ERROR && e != NGHTTP2_INTERNAL_ERROR && e != NGHTTP2_CANCEL &&
-            !(e == NGHTTP2_REFUSED_STREAM &&
-              h2->c->nreqs >= h2->c->limits.max_requests_per_conn))
+        if (e == NGHTTP2_REFUSED_STREAM && h2->own_refusals > 0)
+            h2->own_refusals--;
+        else if (e != NGHTTP2_NO_ERROR && e != NGHTTP2_INTERNAL_ERROR &&
+                 e != NGHTTP2_CANCEL)
             spend(h2, &h2->resets);
         return 0;
     }
