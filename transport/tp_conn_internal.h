@@ -127,7 +127,7 @@ int tp_h1_start(struct tp_conn *c);
 void tp_h1_on_read(struct tp_conn *c);
 void tp_h1_on_write(struct tp_conn *c);
 void tp_h1_on_deadline(struct tp_conn *c);
-void tp_h1_drain(struct tp_conn *c);
+void tp_h1_drain(struct tp_conn *c, bool final);
 void tp_h1_free(struct tp_conn *c);
 /* Per-request deadlines, from the server's sweep: a request past stream_timeout, or
    a body of at most one window (stream_buffer) still incomplete body_timeout after

@@ -875,11 +875,14 @@ void tp_h1_expire(struct tp_conn *c, uint64_t now_ms)
         tp_conn_close(c, TP_EV_STREAM_TIMEOUT);
 }
 
-void tp_h1_drain(struct tp_conn *c)
+void tp_h1_drain(struct tp_conn *c, bool final)
 {
     struct tp_h1 *h1 = c->p.h1;
     h1->keep_alive = false;
-    if (!h1->cur && c->phase == TP_PHASE_ACTIVE)
+    /* An idle connection is closed only at the final step, a second on: a request
+       already on its way (on a new connection, or on a kept-alive one) is served with
+       Connection: close instead of meeting a close it would have to resend. */
+    if (final && !h1->cur && c->phase == TP_PHASE_ACTIVE)
         tp_conn_close(c, TP_EV__COUNT);
 }
 

@@ -406,7 +406,7 @@ static void drain_all(struct tp_server *s, bool final)
         if (c->proto == TP_PROTO_H2)
             tp_h2_drain(c, final);
         else if (c->proto == TP_PROTO_H1)
-            tp_h1_drain(c);
+            tp_h1_drain(c, final);
         else if (final)
             tp_conn_close(c, TP_EV_IDLE_TIMEOUT);
     }
