@@ -73,15 +73,16 @@ struct tp_h1 {
 static const struct tp_req_ops h1_ops;
 static void scan_reset(struct tp_h1 *h1);
 static void h1_process(struct tp_h1 *h1);
+static void schedule(struct tp_h1 *h1);
 
 /* ------------------------------------------------------------------ responses --- */
 
-static void add_common_headers(struct tp_conn *c, struct evbuffer *out)
+/* Returns false when a byte could not be queued (out of memory). */
+static bool add_common_headers(struct tp_conn *c, struct evbuffer *out)
 {
     const char *server = c->server->opts.server_header;
-    if (server)
-        evbuffer_add_printf(out, "Server: %s\r\n", server);
-    evbuffer_add_printf(out, "Date: %s\r\n", tp_server_date(c->server));
+    bool ok = !server || evbuffer_add_printf(out, "Server: %s\r\n", server) >= 0;
+    return evbuffer_add_printf(out, "Date: %s\r\n", tp_server_date(c->server)) >= 0 && ok;
 }
 
 /* A fixed error page for requests the transport refuses before any handler sees them.
@@ -106,15 +107,13 @@ static void send_error_and_close(struct tp_h1 *h1, int status)
 
 /* Header names are lowercase inside zaslon; on HTTP/1.1 they go out capitalised the
    way common servers write them ("Content-Type", "ETag"), so nothing stands out. */
-static void write_name(struct evbuffer *out, struct tp_str name)
+static bool write_name(struct evbuffer *out, struct tp_str name)
 {
     static const char *const special[] = {"ETag", "WWW-Authenticate", "Content-MD5",
                                           "X-XSS-Protection", "DNT", NULL};
     for (size_t i = 0; special[i]; i++)
-        if (tp_str_caseeq(name, special[i])) {
-            evbuffer_add(out, special[i], name.len);
-            return;
-        }
+        if (tp_str_caseeq(name, special[i]))
+            return evbuffer_add(out, special[i], name.len) == 0;
     char cap[64];
     size_t done = 0;
     bool up = true;
@@ -125,9 +124,11 @@ static void write_name(struct evbuffer *out, struct tp_str name)
             cap[k] = (up && ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
             up = ch == '-';
         }
-        evbuffer_add(out, cap, n);
+        if (evbuffer_add(out, cap, n) != 0)
+            return false;
         done += n;
     }
+    return true;
 }
 
 static bool status_has_body(int status)
@@ -165,27 +166,36 @@ static int h1_respond(struct tp_req *req, int status, const struct tp_header *hs
     if (!r->message_complete && req->has_body)
         h1->keep_alive = false;
     const char *reason = tp_http_reason(status);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, *reason ? reason : "Unknown");
-    add_common_headers(c, out);
+    bool ok = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
+                                  *reason ? reason : "Unknown") >= 0;
+    ok = add_common_headers(c, out) && ok;
     for (size_t i = 0; i < n; i++) {
         struct tp_str name = hs[i].name;
         if (tp_http_hop_by_hop(name) || tp_str_eq(name, "content-length") ||
             tp_str_eq(name, "date") || tp_str_eq(name, "server"))
             continue;
-        write_name(out, name);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, hs[i].value.base, hs[i].value.len);
-        evbuffer_add(out, "\r\n", 2);
+        ok = write_name(out, name) && evbuffer_add(out, ": ", 2) == 0 &&
+             evbuffer_add(out, hs[i].value.base, hs[i].value.len) == 0 &&
+             evbuffer_add(out, "\r\n", 2) == 0 && ok;
     }
     if (content_length >= 0 && (status_has_body(status) || status == 304))
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+        ok = evbuffer_add_printf(out, "Content-Length: %lld\r\n",
+                                 (long long)content_length) >= 0 && ok;
     if (r->chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        ok = evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28) == 0 && ok;
     if (!h1->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        ok = evbuffer_add(out, "Connection: close\r\n", 19) == 0 && ok;
     else if (http10)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
+        ok = evbuffer_add(out, "Connection: keep-alive\r\n", 24) == 0 && ok;
+    ok = evbuffer_add(out, "\r\n", 2) == 0 && ok;
+    if (!ok) {
+        /* Out of memory part-way: a torn head must never reach the client. The
+           connection closes without flushing (close_pending), and the caller resets. */
+        r->ended = true;
+        h1->close_pending = true;
+        schedule(h1);
+        return TP_ERR_NOMEM;
+    }
     if (end)
         req->ops->end(req);
     return 0;

@@ -66,6 +66,7 @@ struct h2_stream {
     int64_t remaining;
     uint64_t start_ms; /* head began: stream_timeout and the small-body deadline */
     bool expired;      /* reset by tp_h2_expire */
+    bool lost;         /* response bytes that could not be queued (out of memory) */
     TAILQ_ENTRY(h2_stream) link;
 };
 
