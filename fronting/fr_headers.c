@@ -7,6 +7,13 @@
 
 #define NAME_MAX_LEN 256
 
+/* A lowercase literal with its length, so that matching never calls strlen. */
+struct lit {
+    const char *s;
+    size_t n;
+};
+#define LIT(x) {x, sizeof(x) - 1}
+
 struct fr_allowlist {
     size_t n;
     struct tp_str *names; /* sorted by (length, bytes) for bsearch */
@@ -15,45 +22,57 @@ struct fr_allowlist {
 };
 
 /* Exact names that never cross, besides hop-by-hop fields. Lowercase. */
-static const char *const dropped_exact[] = {
-    "host",
-    "expect",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "forwarded",
-    "x-forwarded",
-    "x-real-ip",
-    "true-client-ip",
-    "client-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "x-originating-ip",
-    "x-remote-ip",
-    "x-remote-addr",
-    "x-original-forwarded-for",
-    "x-envoy-external-address",
-    "x-nf-client-connection-ip",
-    "fly-client-ip",
-    "akamai-origin-hop",
-    "via",
-    "cdn-loop",
-    "x-cloud-trace-context",
-    "traceparent",
-    "tracestate",
+static const struct lit dropped_exact[] = {
+    LIT("host"),
+    LIT("expect"),
+    LIT("proxy-authorization"),
+    LIT("proxy-authenticate"),
+    LIT("forwarded"),
+    LIT("x-forwarded"),
+    LIT("x-real-ip"),
+    LIT("true-client-ip"),
+    LIT("client-ip"),
+    LIT("x-client-ip"),
+    LIT("x-cluster-client-ip"),
+    LIT("x-originating-ip"),
+    LIT("x-remote-ip"),
+    LIT("x-remote-addr"),
+    LIT("x-original-forwarded-for"),
+    LIT("x-envoy-external-address"),
+    LIT("x-nf-client-connection-ip"),
+    LIT("fly-client-ip"),
+    LIT("akamai-origin-hop"),
+    LIT("via"),
+    LIT("cdn-loop"),
+    LIT("x-cloud-trace-context"),
+    LIT("traceparent"),
+    LIT("tracestate"),
 };
 
 /* Prefixes: every field a front adds under these names describes the client or its
    path through the front (Cloudflare's cf-connecting-ip, cf-ipcountry, cf-ray...;
    CloudFront's viewer address and country; App Engine's user IP and city). */
-static const char *const dropped_prefix[] = {
-    "x-forwarded-", "cf-",      "fastly-",   "cloudfront-viewer-",
-    "x-amz-cf-",    "x-azure-", "x-vercel-", "x-appengine-",
+static const struct lit dropped_prefix[] = {
+    LIT("x-forwarded-"),
+    LIT("cf-"),
+    LIT("fastly-"),
+    LIT("cloudfront-viewer-"),
+    LIT("x-amz-cf-"),
+    LIT("x-azure-"),
+    LIT("x-vercel-"),
+    LIT("x-appengine-"),
 };
 
 /* Response fields that advertise the stack or send the client elsewhere. */
-static const char *const response_dropped[] = {
-    "server",  "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version",
-    "alt-svc", "nel",          "report-to",        "reporting-endpoints",
+static const struct lit response_dropped[] = {
+    LIT("server"),
+    LIT("x-powered-by"),
+    LIT("x-aspnet-version"),
+    LIT("x-aspnetmvc-version"),
+    LIT("alt-svc"),
+    LIT("nel"),
+    LIT("report-to"),
+    LIT("reporting-endpoints"),
 };
 
 static int lower(int c)
@@ -72,31 +91,31 @@ static bool caseeq_n(struct tp_str s, const char *lit, size_t n)
     return true;
 }
 
-static bool caseprefix(struct tp_str s, const char *lit)
+static bool caseprefix(struct tp_str s, struct lit p)
 {
-    size_t n = strlen(lit);
-    if (s.len < n)
+    if (s.len < p.n)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s.base[i]) != lit[i])
+    for (size_t i = 0; i < p.n; i++)
+        if (lower((unsigned char)s.base[i]) != p.s[i])
             return false;
     return true;
 }
 
-static bool in_list(struct tp_str name, const char *const *list, size_t n)
+static bool in_list(struct tp_str name, const struct lit *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (caseeq_n(name, list[i], strlen(list[i])))
+        if (caseeq_n(name, list[i].s, list[i].n))
             return true;
     return false;
 }
 
 static bool hop_by_hop_anycase(struct tp_str name)
 {
-    static const char *const hbh[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te",         "upgrade",    "trailer",          "http2-settings"};
-    return tp_http_hop_by_hop(name) || in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
+    static const struct lit hbh[] = {
+        LIT("connection"), LIT("keep-alive"), LIT("proxy-connection"),
+        LIT("transfer-encoding"), LIT("te"), LIT("upgrade"), LIT("trailer"),
+        LIT("http2-settings")};
+    return in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
 }
 
 bool fr_headers_always_dropped(struct tp_str name)
