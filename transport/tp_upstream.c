@@ -962,9 +962,26 @@ static int conn_flush_body(struct conn *c)
             rec_add(c, (size_t)pl, n);
             rec_add(c, 2, 0);
         } else {
-            if (evbuffer_add_buffer(out, r->pending) == -1)
-                return TP_ERR_NOMEM;
-            rec_add(c, 0, n);
+            /* Cleartext with nothing queued: written now, as the head is. The credit
+               goes out from the loop (on_sent is never called from inside a call). */
+            size_t done = 0;
+            if (!c->pool->ssl_ctx && evbuffer_get_length(out) == 0) {
+                evutil_socket_t fd = bufferevent_getfd(c->bev);
+                int w = fd == -1 ? -1 : evbuffer_write(r->pending, fd);
+                if (w > 0) {
+                    done = (size_t)w;
+                    c->credit += done;
+                    r->body_written += done;
+                    event_active(c->work, EV_TIMEOUT, 0);
+                } else {
+                    errno = 0;
+                }
+            }
+            if (n > done) {
+                if (evbuffer_add_buffer(out, r->pending) == -1)
+                    return TP_ERR_NOMEM;
+                rec_add(c, 0, n - done);
+            }
         }
     }
     if (r->end_seen && (!r->pending || evbuffer_get_length(r->pending) == 0) &&
@@ -1272,6 +1289,13 @@ static void conn_work_cb(evutil_socket_t fd, short what, void *arg)
     if (c->deferred_err) {
         conn_fail(c, c->deferred_err, "local error");
         return;
+    }
+    /* Body bytes written directly by conn_flush_body. */
+    if (c->state == C_ACTIVE && c->req && c->credit > 0) {
+        size_t n = c->credit;
+        c->credit = 0;
+        if (!req_call_sent(c->req, n))
+            return;
     }
     if (c->state == C_ACTIVE && c->req && !c->paused)
         conn_process(c);
