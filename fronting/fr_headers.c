@@ -12,7 +12,10 @@ struct lit {
     const char *s;
     size_t n;
 };
-#define LIT(x) {x, sizeof(x) - 1}
+#define LIT(x)                                                                           \
+    {                                                                                    \
+        x, sizeof(x) - 1                                                                 \
+    }
 
 struct fr_allowlist {
     size_t n;
@@ -53,26 +56,16 @@ static const struct lit dropped_exact[] = {
    path through the front (Cloudflare's cf-connecting-ip, cf-ipcountry, cf-ray...;
    CloudFront's viewer address and country; App Engine's user IP and city). */
 static const struct lit dropped_prefix[] = {
-    LIT("x-forwarded-"),
-    LIT("cf-"),
-    LIT("fastly-"),
-    LIT("cloudfront-viewer-"),
-    LIT("x-amz-cf-"),
-    LIT("x-azure-"),
-    LIT("x-vercel-"),
-    LIT("x-appengine-"),
+    LIT("x-forwarded-"), LIT("cf-"),      LIT("fastly-"),   LIT("cloudfront-viewer-"),
+    LIT("x-amz-cf-"),    LIT("x-azure-"), LIT("x-vercel-"), LIT("x-appengine-"),
 };
 
 /* Response fields that advertise the stack or send the client elsewhere. */
 static const struct lit response_dropped[] = {
-    LIT("server"),
-    LIT("x-powered-by"),
-    LIT("x-aspnet-version"),
-    LIT("x-aspnetmvc-version"),
-    LIT("alt-svc"),
-    LIT("nel"),
-    LIT("report-to"),
-    LIT("reporting-endpoints"),
+    LIT("server"),           LIT("x-powered-by"),
+    LIT("x-aspnet-version"), LIT("x-aspnetmvc-version"),
+    LIT("alt-svc"),          LIT("nel"),
+    LIT("report-to"),        LIT("reporting-endpoints"),
 };
 
 static int lower(int c)
@@ -111,10 +104,14 @@ static bool in_list(struct tp_str name, const struct lit *list, size_t n)
 
 static bool hop_by_hop_anycase(struct tp_str name)
 {
-    static const struct lit hbh[] = {
-        LIT("connection"), LIT("keep-alive"), LIT("proxy-connection"),
-        LIT("transfer-encoding"), LIT("te"), LIT("upgrade"), LIT("trailer"),
-        LIT("http2-settings")};
+    static const struct lit hbh[] = {LIT("connection"),
+                                     LIT("keep-alive"),
+                                     LIT("proxy-connection"),
+                                     LIT("transfer-encoding"),
+                                     LIT("te"),
+                                     LIT("upgrade"),
+                                     LIT("trailer"),
+                                     LIT("http2-settings")};
     return in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
 }
 

@@ -39,7 +39,8 @@ struct tp_server {
     bool draining;
     struct event *drain_timer; /* the second GOAWAY, one second in */
     struct nghttp2_session_callbacks *h2_callbacks; /* built on first use */
-    struct evbuffer *h2_stage; /* HTTP/2 output staging (tp_h2.c), empty between flushes */
+    /* HTTP/2 output staging (tp_h2.c): empty between flushes. */
+    struct evbuffer *h2_stage;
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];
 };
