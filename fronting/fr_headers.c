@@ -84,49 +84,66 @@ static bool caseeq_n(struct tp_str s, const char *lit, size_t n)
     return true;
 }
 
-static bool caseprefix(struct tp_str s, struct lit p)
+static const struct lit hop_by_hop[] = {
+    LIT("connection"), LIT("keep-alive"), LIT("proxy-connection"), LIT("transfer-encoding"),
+    LIT("te"),         LIT("upgrade"),    LIT("trailer"),          LIT("http2-settings"),
+};
+
+/* Longer than every exact name and every prefix in the lists above. */
+#define LOW_MAX 32
+
+/* A field name lowercased once (its first LOW_MAX bytes), so that each list entry
+   costs a length or first-byte comparison and rarely a memcmp. */
+struct low {
+    char b[LOW_MAX];
+    size_t len;  /* of the whole name */
+    size_t have; /* bytes in b */
+};
+
+static void low_init(struct low *l, struct tp_str name)
 {
-    if (s.len < p.n)
-        return false;
-    for (size_t i = 0; i < p.n; i++)
-        if (lower((unsigned char)s.base[i]) != p.s[i])
-            return false;
-    return true;
+    l->len = name.len;
+    l->have = name.len < LOW_MAX ? name.len : LOW_MAX;
+    for (size_t i = 0; i < l->have; i++)
+        l->b[i] = (char)lower((unsigned char)name.base[i]);
 }
 
-static bool in_list(struct tp_str name, const struct lit *list, size_t n)
+static bool low_in(const struct low *l, const struct lit *list, size_t n)
 {
+    if (l->len > LOW_MAX || l->len == 0)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (caseeq_n(name, list[i].s, list[i].n))
+        if (list[i].n == l->len && list[i].s[0] == l->b[0] &&
+            memcmp(list[i].s, l->b, l->len) == 0)
             return true;
     return false;
 }
 
-static bool hop_by_hop_anycase(struct tp_str name)
+static bool low_prefixed(const struct low *l, const struct lit *list, size_t n)
 {
-    static const struct lit hbh[] = {LIT("connection"),
-                                     LIT("keep-alive"),
-                                     LIT("proxy-connection"),
-                                     LIT("transfer-encoding"),
-                                     LIT("te"),
-                                     LIT("upgrade"),
-                                     LIT("trailer"),
-                                     LIT("http2-settings")};
-    return in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
+    for (size_t i = 0; i < n; i++)
+        if (list[i].n <= l->have && list[i].s[0] == l->b[0] &&
+            memcmp(list[i].s, l->b, list[i].n) == 0)
+            return true;
+    return false;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool low_dropped(const struct low *l)
+{
+    return low_in(l, hop_by_hop, COUNT(hop_by_hop)) ||
+           low_in(l, dropped_exact, COUNT(dropped_exact)) ||
+           low_prefixed(l, dropped_prefix, COUNT(dropped_prefix));
 }
 
 bool fr_headers_always_dropped(struct tp_str name)
 {
     if (name.len == 0 || name.base[0] == ':')
         return true;
-    if (hop_by_hop_anycase(name))
-        return true;
-    if (in_list(name, dropped_exact, sizeof(dropped_exact) / sizeof(dropped_exact[0])))
-        return true;
-    for (size_t i = 0; i < sizeof(dropped_prefix) / sizeof(dropped_prefix[0]); i++)
-        if (caseprefix(name, dropped_prefix[i]))
-            return true;
-    return false;
+    struct low l;
+    low_init(&l, name);
+    return low_dropped(&l);
 }
 
 static bool is_cookie(struct tp_str name)
@@ -231,9 +248,12 @@ size_t fr_headers_filter_response(const struct tp_header *in, size_t n,
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (fr_headers_always_dropped(in[i].name) ||
-            in_list(in[i].name, response_dropped,
-                    sizeof(response_dropped) / sizeof(response_dropped[0])))
+        struct tp_str name = in[i].name;
+        if (name.len == 0 || name.base[0] == ':')
+            continue;
+        struct low l;
+        low_init(&l, name);
+        if (low_dropped(&l) || low_in(&l, response_dropped, COUNT(response_dropped)))
             continue;
         out[o++] = in[i];
     }
