@@ -85,8 +85,14 @@ static bool caseeq_n(struct tp_str s, const char *lit, size_t n)
 }
 
 static const struct lit hop_by_hop[] = {
-    LIT("connection"), LIT("keep-alive"), LIT("proxy-connection"), LIT("transfer-encoding"),
-    LIT("te"),         LIT("upgrade"),    LIT("trailer"),          LIT("http2-settings"),
+    LIT("connection"),
+    LIT("keep-alive"),
+    LIT("proxy-connection"),
+    LIT("transfer-encoding"),
+    LIT("te"),
+    LIT("upgrade"),
+    LIT("trailer"),
+    LIT("http2-settings"),
 };
 
 /* Longer than every exact name and every prefix in the lists above. */
