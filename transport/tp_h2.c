@@ -734,7 +734,9 @@ static bool h2_flush(struct tp_h2 *h2)
     /* TLS: frames gather in the worker's staging buffer (empty between calls) and
        leave in whole records. Cleartext: writev already takes every chain at once. */
     struct evbuffer *stage = out;
-    if (c->tls) {
+    /* The staging buffer is the worker's: a flush of another connection nested in
+       this one (none is known to happen) writes straight to its own output. */
+    if (c->tls && !c->server->h2_stage_busy) {
         if (!c->server->h2_stage)
             c->server->h2_stage = evbuffer_new();
         stage = c->server->h2_stage;
@@ -742,6 +744,7 @@ static bool h2_flush(struct tp_h2 *h2)
             tp_conn_close(c, TP_EV_NOMEM);
             return false;
         }
+        c->server->h2_stage_busy = true;
     }
     h2->sink = stage;
     size_t queued = stage == out ? 0 : evbuffer_get_length(out);
@@ -764,8 +767,10 @@ static bool h2_flush(struct tp_h2 *h2)
     }
     if (!fail && stage != out && move_in_records(stage, out) != 0)
         fail = true;
-    if (stage != out)
+    if (stage != out) {
         evbuffer_drain(stage, evbuffer_get_length(stage));
+        c->server->h2_stage_busy = false;
+    }
     if (fail) {
         tp_conn_close(c, why);
         return false;
