@@ -708,9 +708,11 @@ static int move_in_records(struct evbuffer *stage, struct evbuffer *out)
         struct evbuffer_iovec v;
         if (evbuffer_peek(stage, -1, NULL, &v, 1) < 1)
             return -1;
-        if (v.iov_len >= want) {
-            /* Already one piece (a full body chain): moved, not copied. */
-            if (evbuffer_remove_buffer(stage, out, v.iov_len) != (int)v.iov_len)
+        if (v.iov_len == want) {
+            /* Already exactly one piece: moved, not copied. (A larger chain is
+               copied: moving it would make SSL_write cut a short record after each
+               16 KiB.) */
+            if (evbuffer_remove_buffer(stage, out, want) != (int)want)
                 return -1;
             continue;
         }
