@@ -972,6 +972,8 @@ static int conn_flush_body(struct conn *c)
                     done = (size_t)w;
                     c->credit += done;
                     r->body_written += done;
+                    /* Progress, as conn_outcb counts it for buffered bytes. */
+                    conn_arm_timer(c);
                     event_active(c->work, EV_TIMEOUT, 0);
                 } else {
                     errno = 0;
