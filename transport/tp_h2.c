@@ -762,6 +762,15 @@ static bool h2_flush(struct tp_h2 *h2)
         }
         if (n == 0)
             break;
+        /* An RST_STREAM starts a record of its own. A client that reads record by
+           record (libcurl 7.88 over OpenSSL) then finishes the response before it
+           sees the reset that follows it (the NO_ERROR one of on_frame_send): in the
+           same record, libcurl fails a complete response whose upload was cut. */
+        if (stage != out && n >= 9 && data[3] == NGHTTP2_RST_STREAM &&
+            evbuffer_get_length(stage) > 0 && move_in_records(stage, out) != 0) {
+            fail = true;
+            break;
+        }
         if (evbuffer_add(stage, data, (size_t)n) != 0) {
             fail = true;
             break;

@@ -28,6 +28,8 @@ class RecordClient:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.raw = b""
         self.records = 0
+        self.per_record = False  # decrypt and parse one record at a time
+        self.pending = []        # (record number, h2 event) when per_record
         while True:
             try:
                 self.tls.do_handshake()
@@ -73,6 +75,8 @@ class RecordClient:
             if count and rec[0] == 23:
                 self.records += 1
             self.inc.write(rec)
+            if self.per_record and count:
+                self.pending += [(self.records, ev) for ev in self._events()]
         return True
 
     def _events(self):
@@ -129,6 +133,32 @@ class RecordClient:
             self._send_h2()  # window updates for what was just read
         return status, body, self.records
 
+    def post_cut_short(self, path):
+        """Sends a POST whose body never ends; returns the record numbers that carried
+        the response's END_STREAM and the server's RST_STREAM."""
+        self.per_record = True
+        self.records = 0
+        sid = self.h2.get_next_available_stream_id()
+        self.h2.send_headers(sid, [(":method", "POST"), (":scheme", "https"),
+                                   (":authority", "localhost"), (":path", path),
+                                   ("content-length", "100000")])
+        self.h2.send_data(sid, b"x" * 100)
+        self._send_h2()
+        ended = reset = None
+        deadline = time.monotonic() + 10
+        while ended is None or reset is None:
+            assert time.monotonic() < deadline, "no end and reset for %s" % path
+            assert self._recv(block=True), "connection closed during %s" % path
+            for rec, ev in self.pending:
+                if isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    ended = rec
+                elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                    zl.assert_eq(ev.error_code, 0, "reset code (NO_ERROR)")
+                    reset = rec
+            self.pending = []
+        self.per_record = False
+        return ended, reset
+
     def close(self):
         self.sock.close()
 
@@ -167,6 +197,26 @@ def test_records_per_response(env):
         # Flow control cuts the answer into a few flushes, each ending in a part record.
         assert least <= records <= least + 4, \
             "100 KiB answer took %d records (at least %d)" % (records, least)
+    finally:
+        c.close()
+
+
+def test_reset_after_response_in_its_own_record(env):
+    """A response that ends while the request body is still coming is followed by
+    RST_STREAM(NO_ERROR) (RFC 9113 8.1). The reset must not share the response's last
+    record: libcurl 7.88 over OpenSSL reads one record at a time and, given both at
+    once, fails a complete answer whose upload was cut (zaslonctl then saw a transport
+    failure instead of the cover's answer)."""
+    env.write("site/index.html", "<!doctype html><title>x</title>\n")
+    cfg = zl.edge_config(env, plain=False, cover={"root": env.path("site")},
+                         log_level="info")
+    z = env.zaslon(cfg)
+    c = RecordClient(z.port_for("h2"), env.certs().ca)
+    try:
+        c.settle()
+        for _ in range(3):
+            ended, reset = c.post_cut_short("/index.html")
+            assert reset > ended, "END_STREAM in record %d, RST_STREAM in %d" % (ended, reset)
     finally:
         c.close()
 
