@@ -7,6 +7,16 @@
 
 #define NAME_MAX_LEN 256
 
+/* A lowercase literal with its length, so that matching never calls strlen. */
+struct lit {
+    const char *s;
+    size_t n;
+};
+#define LIT(x)                                                                           \
+    {                                                                                    \
+        x, sizeof(x) - 1                                                                 \
+    }
+
 struct fr_allowlist {
     size_t n;
     struct tp_str *names; /* sorted by (length, bytes) for bsearch */
@@ -15,45 +25,47 @@ struct fr_allowlist {
 };
 
 /* Exact names that never cross, besides hop-by-hop fields. Lowercase. */
-static const char *const dropped_exact[] = {
-    "host",
-    "expect",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "forwarded",
-    "x-forwarded",
-    "x-real-ip",
-    "true-client-ip",
-    "client-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "x-originating-ip",
-    "x-remote-ip",
-    "x-remote-addr",
-    "x-original-forwarded-for",
-    "x-envoy-external-address",
-    "x-nf-client-connection-ip",
-    "fly-client-ip",
-    "akamai-origin-hop",
-    "via",
-    "cdn-loop",
-    "x-cloud-trace-context",
-    "traceparent",
-    "tracestate",
+static const struct lit dropped_exact[] = {
+    LIT("host"),
+    LIT("expect"),
+    LIT("proxy-authorization"),
+    LIT("proxy-authenticate"),
+    LIT("forwarded"),
+    LIT("x-forwarded"),
+    LIT("x-real-ip"),
+    LIT("true-client-ip"),
+    LIT("client-ip"),
+    LIT("x-client-ip"),
+    LIT("x-cluster-client-ip"),
+    LIT("x-originating-ip"),
+    LIT("x-remote-ip"),
+    LIT("x-remote-addr"),
+    LIT("x-original-forwarded-for"),
+    LIT("x-envoy-external-address"),
+    LIT("x-nf-client-connection-ip"),
+    LIT("fly-client-ip"),
+    LIT("akamai-origin-hop"),
+    LIT("via"),
+    LIT("cdn-loop"),
+    LIT("x-cloud-trace-context"),
+    LIT("traceparent"),
+    LIT("tracestate"),
 };
 
 /* Prefixes: every field a front adds under these names describes the client or its
    path through the front (Cloudflare's cf-connecting-ip, cf-ipcountry, cf-ray...;
    CloudFront's viewer address and country; App Engine's user IP and city). */
-static const char *const dropped_prefix[] = {
-    "x-forwarded-", "cf-",      "fastly-",   "cloudfront-viewer-",
-    "x-amz-cf-",    "x-azure-", "x-vercel-", "x-appengine-",
+static const struct lit dropped_prefix[] = {
+    LIT("x-forwarded-"), LIT("cf-"),      LIT("fastly-"),   LIT("cloudfront-viewer-"),
+    LIT("x-amz-cf-"),    LIT("x-azure-"), LIT("x-vercel-"), LIT("x-appengine-"),
 };
 
 /* Response fields that advertise the stack or send the client elsewhere. */
-static const char *const response_dropped[] = {
-    "server",  "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version",
-    "alt-svc", "nel",          "report-to",        "reporting-endpoints",
+static const struct lit response_dropped[] = {
+    LIT("server"),           LIT("x-powered-by"),
+    LIT("x-aspnet-version"), LIT("x-aspnetmvc-version"),
+    LIT("alt-svc"),          LIT("nel"),
+    LIT("report-to"),        LIT("reporting-endpoints"),
 };
 
 static int lower(int c)
@@ -72,45 +84,72 @@ static bool caseeq_n(struct tp_str s, const char *lit, size_t n)
     return true;
 }
 
-static bool caseprefix(struct tp_str s, const char *lit)
+static const struct lit hop_by_hop[] = {
+    LIT("connection"),
+    LIT("keep-alive"),
+    LIT("proxy-connection"),
+    LIT("transfer-encoding"),
+    LIT("te"),
+    LIT("upgrade"),
+    LIT("trailer"),
+    LIT("http2-settings"),
+};
+
+/* Longer than every exact name and every prefix in the lists above. */
+#define LOW_MAX 32
+
+/* A field name lowercased once (its first LOW_MAX bytes), so that each list entry
+   costs a length or first-byte comparison and rarely a memcmp. */
+struct low {
+    char b[LOW_MAX];
+    size_t len;  /* of the whole name */
+    size_t have; /* bytes in b */
+};
+
+static void low_init(struct low *l, struct tp_str name)
 {
-    size_t n = strlen(lit);
-    if (s.len < n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s.base[i]) != lit[i])
-            return false;
-    return true;
+    l->len = name.len;
+    l->have = name.len < LOW_MAX ? name.len : LOW_MAX;
+    for (size_t i = 0; i < l->have; i++)
+        l->b[i] = (char)lower((unsigned char)name.base[i]);
 }
 
-static bool in_list(struct tp_str name, const char *const *list, size_t n)
+static bool low_in(const struct low *l, const struct lit *list, size_t n)
 {
+    if (l->len > LOW_MAX || l->len == 0)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (caseeq_n(name, list[i], strlen(list[i])))
+        if (list[i].n == l->len && list[i].s[0] == l->b[0] &&
+            memcmp(list[i].s, l->b, l->len) == 0)
             return true;
     return false;
 }
 
-static bool hop_by_hop_anycase(struct tp_str name)
+static bool low_prefixed(const struct low *l, const struct lit *list, size_t n)
 {
-    static const char *const hbh[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te",         "upgrade",    "trailer",          "http2-settings"};
-    return tp_http_hop_by_hop(name) || in_list(name, hbh, sizeof(hbh) / sizeof(hbh[0]));
+    for (size_t i = 0; i < n; i++)
+        if (list[i].n <= l->have && list[i].s[0] == l->b[0] &&
+            memcmp(list[i].s, l->b, list[i].n) == 0)
+            return true;
+    return false;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool low_dropped(const struct low *l)
+{
+    return low_in(l, hop_by_hop, COUNT(hop_by_hop)) ||
+           low_in(l, dropped_exact, COUNT(dropped_exact)) ||
+           low_prefixed(l, dropped_prefix, COUNT(dropped_prefix));
 }
 
 bool fr_headers_always_dropped(struct tp_str name)
 {
     if (name.len == 0 || name.base[0] == ':')
         return true;
-    if (hop_by_hop_anycase(name))
-        return true;
-    if (in_list(name, dropped_exact, sizeof(dropped_exact) / sizeof(dropped_exact[0])))
-        return true;
-    for (size_t i = 0; i < sizeof(dropped_prefix) / sizeof(dropped_prefix[0]); i++)
-        if (caseprefix(name, dropped_prefix[i]))
-            return true;
-    return false;
+    struct low l;
+    low_init(&l, name);
+    return low_dropped(&l);
 }
 
 static bool is_cookie(struct tp_str name)
@@ -215,9 +254,12 @@ size_t fr_headers_filter_response(const struct tp_header *in, size_t n,
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (fr_headers_always_dropped(in[i].name) ||
-            in_list(in[i].name, response_dropped,
-                    sizeof(response_dropped) / sizeof(response_dropped[0])))
+        struct tp_str name = in[i].name;
+        if (name.len == 0 || name.base[0] == ':')
+            continue;
+        struct low l;
+        low_init(&l, name);
+        if (low_dropped(&l) || low_in(&l, response_dropped, COUNT(response_dropped)))
             continue;
         out[o++] = in[i];
     }

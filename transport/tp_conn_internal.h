@@ -41,6 +41,9 @@ struct tp_server {
     struct event *sweep;       /* per-request deadlines (tp_server.c) */
     struct event *budget_watch; /* pauses accepting when the memory budget is spent */
     struct nghttp2_session_callbacks *h2_callbacks; /* built on first use */
+    /* HTTP/2 output staging (tp_h2.c): empty between flushes. */
+    struct evbuffer *h2_stage;
+    bool h2_stage_busy;
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];
 };

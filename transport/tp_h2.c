@@ -90,6 +90,7 @@ struct tp_h2 {
     struct budget glitches;  /* frames an honest peer has little reason to send */
     struct budget resets;    /* RST_STREAM we were made to send */
     unsigned own_refusals;   /* REFUSED_STREAM we queued for our own reasons */
+    struct evbuffer *sink; /* where frames go during h2_flush */
 };
 
 static const struct tp_req_ops h2_ops;
@@ -804,7 +805,7 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame,
 {
     struct tp_h2 *h2 = user_data;
     struct h2_stream *s = src->ptr;
-    struct evbuffer *out = bufferevent_get_output(h2->c->bev);
+    struct evbuffer *out = h2->sink;
     if (evbuffer_add(out, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     size_t padlen = frame->data.padlen;
@@ -843,25 +844,99 @@ static ssize_t select_padding(nghttp2_session *session, const nghttp2_frame *fra
 
 /* ------------------------------------------------------------------- I/O glue --- */
 
+/* The largest TLS record payload. */
+#define TLS_RECORD 16384
+
+/* Moves |stage| to |out| in contiguous pieces of up to one TLS record. libevent's TLS
+   bufferevent calls SSL_write once per evbuffer chain, and each call is one record and
+   one write(2): frames built one at a time (a HEADERS, a DATA frame header, a body
+   chain) would otherwise leave as three records and three system calls. Copying a few
+   KiB costs far less than a record and a system call. */
+static int move_in_records(struct evbuffer *stage, struct evbuffer *out)
+{
+    size_t len;
+    while ((len = evbuffer_get_length(stage)) > 0) {
+        size_t want = len < TLS_RECORD ? len : TLS_RECORD;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(stage, -1, NULL, &v, 1) < 1)
+            return -1;
+        if (v.iov_len == want) {
+            /* Already exactly one piece: moved, not copied. (A larger chain is
+               copied: moving it would make SSL_write cut a short record after each
+               16 KiB.) */
+            if (evbuffer_remove_buffer(stage, out, want) != (int)want)
+                return -1;
+            continue;
+        }
+        if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) != 1 || v.iov_len < want)
+            return -1;
+        if (evbuffer_remove(stage, v.iov_base, want) != (int)want)
+            return -1;
+        v.iov_len = want;
+        if (evbuffer_commit_space(out, &v, 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Sends what the session has to send, within the connection's output cap. Returns
    false if the connection was freed. */
 static bool h2_flush(struct tp_h2 *h2)
 {
     struct tp_conn *c = h2->c;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    while (evbuffer_get_length(out) < c->limits.output_buffer) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(h2->session, &data);
-        if (n < 0) {
-            tp_conn_close(c, TP_EV_PROTOCOL_ERROR);
-            return false;
-        }
-        if (n == 0)
-            break;
-        if (evbuffer_add(out, data, (size_t)n) != 0) {
+    /* TLS: frames gather in the worker's staging buffer (empty between calls) and
+       leave in whole records. Cleartext: writev already takes every chain at once. */
+    struct evbuffer *stage = out;
+    /* The staging buffer is the worker's: a flush of another connection nested in
+       this one (none is known to happen) writes straight to its own output. */
+    if (c->tls && !c->server->h2_stage_busy) {
+        if (!c->server->h2_stage)
+            c->server->h2_stage = evbuffer_new();
+        stage = c->server->h2_stage;
+        if (!stage) {
             tp_conn_close(c, TP_EV_NOMEM);
             return false;
         }
+        c->server->h2_stage_busy = true;
+    }
+    h2->sink = stage;
+    size_t queued = stage == out ? 0 : evbuffer_get_length(out);
+    bool fail = false;
+    enum tp_server_event why = TP_EV_NOMEM;
+    while (queued + evbuffer_get_length(stage) < c->limits.output_buffer) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h2->session, &data);
+        if (n < 0) {
+            fail = true;
+            why = TP_EV_PROTOCOL_ERROR;
+            break;
+        }
+        if (n == 0)
+            break;
+        /* An RST_STREAM starts a record of its own. A client that reads record by
+           record (libcurl 7.88 over OpenSSL) then finishes the response before it
+           sees the reset that follows it (the NO_ERROR one of on_frame_send): in the
+           same record, libcurl fails a complete response whose upload was cut. */
+        if (stage != out && n >= 9 && data[3] == NGHTTP2_RST_STREAM &&
+            evbuffer_get_length(stage) > 0 && move_in_records(stage, out) != 0) {
+            fail = true;
+            break;
+        }
+        if (evbuffer_add(stage, data, (size_t)n) != 0) {
+            fail = true;
+            break;
+        }
+    }
+    if (!fail && stage != out && move_in_records(stage, out) != 0)
+        fail = true;
+    if (stage != out) {
+        evbuffer_drain(stage, evbuffer_get_length(stage));
+        c->server->h2_stage_busy = false;
+    }
+    if (fail) {
+        tp_conn_close(c, why);
+        return false;
     }
     /* Streams whose queue drained get on_writable; handlers only queue and schedule,
        so nothing here can free the connection. */
@@ -1016,6 +1091,9 @@ void tp_h2_callbacks_free(struct tp_server *srv)
 {
     nghttp2_session_callbacks_del(srv->h2_callbacks);
     srv->h2_callbacks = NULL;
+    if (srv->h2_stage)
+        evbuffer_free(srv->h2_stage);
+    srv->h2_stage = NULL;
 }
 
 int tp_h2_start(struct tp_conn *c)

@@ -8,6 +8,9 @@
 
 bool tp_str_eq(struct tp_str a, const char *lit)
 {
+    /* Most comparisons fail on the first byte: decide those without strlen. */
+    if (a.len == 0 || a.base[0] != lit[0])
+        return a.len == 0 && lit[0] == '\0';
     size_t n = strlen(lit);
     return a.len == n && memcmp(a.base, lit, n) == 0;
 }
@@ -157,10 +160,19 @@ size_t tp_http_error_page(int status, char *buf, size_t cap)
 
 bool tp_http_hop_by_hop(struct tp_str n)
 {
-    return tp_str_eq(n, "connection") || tp_str_eq(n, "keep-alive") ||
-           tp_str_eq(n, "proxy-connection") || tp_str_eq(n, "transfer-encoding") ||
-           tp_str_eq(n, "te") || tp_str_eq(n, "upgrade") || tp_str_eq(n, "trailer") ||
-           tp_str_eq(n, "http2-settings");
+    /* By length first: called for every field of every request and response. */
+    switch (n.len) {
+    case 2: return memcmp(n.base, "te", 2) == 0;
+    case 7:
+        return memcmp(n.base, "upgrade", 7) == 0 || memcmp(n.base, "trailer", 7) == 0;
+    case 10:
+        return memcmp(n.base, "connection", 10) == 0 ||
+               memcmp(n.base, "keep-alive", 10) == 0;
+    case 14: return memcmp(n.base, "http2-settings", 14) == 0;
+    case 16: return memcmp(n.base, "proxy-connection", 16) == 0;
+    case 17: return memcmp(n.base, "transfer-encoding", 17) == 0;
+    default: return false;
+    }
 }
 
 const char *tp_strerror(int err)

@@ -37,6 +37,7 @@ struct tp_upstream_resp {
     size_t nfields, fcap;
     bool have_field, in_value;
     struct tp_header *view; /* nfields entries pointing into hbuf, once head_done */
+    size_t vcap;            /* entries allocated in view (kept across resets) */
 
     unsigned interim; /* 1xx responses skipped so far */
     bool interim_now; /* the message being parsed is a 1xx */

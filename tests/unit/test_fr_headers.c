@@ -138,6 +138,17 @@ static void prefixes_and_case(void)
     CU_ASSERT_TRUE(fr_headers_always_dropped(S(keep[0])));
     for (size_t i = 1; i < sizeof(keep) / sizeof(keep[0]); i++)
         CU_ASSERT_FALSE(fr_headers_always_dropped(S(keep[i])));
+    /* Names longer than the matcher's lowercase window (32 bytes): prefixes still
+       match, exact names cannot, a bare prefix is itself dropped. */
+    CU_ASSERT_TRUE(
+        fr_headers_always_dropped(S("X-Forwarded-Something-Very-Long-Indeed-1234")));
+    CU_ASSERT_TRUE(
+        fr_headers_always_dropped(S("CloudFront-Viewer-Address-And-A-Long-Tail-9")));
+    CU_ASSERT_TRUE(fr_headers_always_dropped(S("cf-")));
+    CU_ASSERT_FALSE(
+        fr_headers_always_dropped(S("connection-but-much-longer-than-32-bytes")));
+    CU_ASSERT_FALSE(fr_headers_always_dropped(S("x-nf-client-connection-ipx")));
+    CU_ASSERT_TRUE(fr_headers_always_dropped(S("X-NF-Client-Connection-IP")));
 }
 
 static void order_and_values(void)

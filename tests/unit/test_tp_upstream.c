@@ -1019,6 +1019,150 @@ static void stale_pooled_post(void)
     event_base_free(base);
 }
 
+/* The backend drops an idle pooled connection and the loop runs: the read event kept
+   armed while idle closes it, so no request is ever written to it. */
+static void idle_close_seen(void)
+{
+    struct event_base *base = event_base_new();
+    struct be *be = be_new(base, NULL);
+    struct tp_upstream_opts o;
+    opts_for(&o, be->port);
+    struct tp_upstream_pool *p = pool_for(base, &o);
+    unsigned fin = 0;
+    struct cl a, b;
+    cl_init(&a, base, &fin);
+    cl_init(&b, base, &fin);
+    CU_ASSERT_EQUAL(start(p, &a, "GET", "/warm", NULL, 0, 0, false), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 1, 3000));
+    struct tp_upstream_stats st;
+    stats(p, &st);
+    CU_ASSERT_EQUAL(st.idle, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(be->conns[0]);
+    CU_ASSERT(shutdown(bufferevent_getfd(be->conns[0]->bev), SHUT_RDWR) == 0);
+    be_conn_free(be->conns[0]);
+    run_for(base, 100);
+    stats(p, &st);
+    CU_ASSERT_EQUAL(st.idle, 0);
+    CU_ASSERT_EQUAL(st.conns, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st.last_close);
+    CU_ASSERT_STRING_EQUAL(st.last_close, "idle connection closed by peer");
+    CU_ASSERT_EQUAL(start(p, &b, "POST", "/ballot", NULL, 0, 4, true), 0);
+    CU_ASSERT_EQUAL(send_str(b.req, "yes!", true), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 2, 3000));
+    CU_ASSERT_EQUAL(b.ends, 1);
+    CU_ASSERT_EQUAL(b.status, 200);
+    run_for(base, 100);
+    CU_ASSERT_EQUAL(be_count(be, "POST", "/ballot"), 1);
+    CU_ASSERT_EQUAL(be->accepts, 2);
+    cl_clear(&a);
+    cl_clear(&b);
+    tp_upstream_pool_free(p);
+    be_free(be);
+    event_base_free(base);
+}
+
+/* The same close, not yet seen by the loop, under a GET: the pool hands the idle
+   connection over without a liveness system call (so nothing notices the close at
+   once), and the retry rule resends the GET once on a fresh connection. */
+static void stale_pooled_get(void)
+{
+    struct event_base *base = event_base_new();
+    struct be *be = be_new(base, NULL);
+    struct tp_upstream_opts o;
+    opts_for(&o, be->port);
+    struct tp_upstream_pool *p = pool_for(base, &o);
+    unsigned fin = 0;
+    struct cl a, b;
+    cl_init(&a, base, &fin);
+    cl_init(&b, base, &fin);
+    CU_ASSERT_EQUAL(start(p, &a, "GET", "/warm", NULL, 0, 0, false), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 1, 3000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(be->conns[0]);
+    CU_ASSERT(shutdown(bufferevent_getfd(be->conns[0]->bev), SHUT_RDWR) == 0);
+    be_conn_free(be->conns[0]);
+    usleep(20000);
+    struct tp_upstream_stats st;
+    stats(p, &st);
+    CU_ASSERT_EQUAL(st.idle, 1);
+    CU_ASSERT_EQUAL(start(p, &b, "GET", "/again", NULL, 0, 0, false), 0);
+    stats(p, &st);
+    /* Taken as it was: no MSG_PEEK found the close. */
+    CU_ASSERT_EQUAL(st.idle, 0);
+    CU_ASSERT_EQUAL(st.conns, 1);
+    CU_ASSERT_PTR_NULL(st.last_close);
+    CU_ASSERT_TRUE(run_count(base, &fin, 2, 3000));
+    CU_ASSERT_EQUAL(b.ends, 1);
+    CU_ASSERT_EQUAL(b.errors, 0);
+    CU_ASSERT_EQUAL(b.status, 200);
+    run_for(base, 100);
+    CU_ASSERT_EQUAL(be_count(be, "GET", "/again"), 1);
+    CU_ASSERT_EQUAL(be->accepts, 2);
+    cl_clear(&a);
+    cl_clear(&b);
+    tp_upstream_pool_free(p);
+    be_free(be);
+    event_base_free(base);
+}
+
+/* A body that trickles in for longer than the idle timeout, every piece written
+   straight to the socket (nothing is ever queued): each write is progress and
+   re-arms the deadline, as a drained output buffer does. */
+struct trickle {
+    struct cl *cl;
+    struct event *ev;
+    unsigned sent, pieces;
+};
+
+static void trickle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct trickle *t = arg;
+    (void)fd;
+    (void)what;
+    if (t->cl->errors || t->cl->ends)
+        return;
+    t->sent++;
+    CU_ASSERT_EQUAL(send_str(t->cl->req, "0123456789", t->sent == t->pieces), 0);
+    if (t->sent < t->pieces) {
+        struct timeval tv = {0, 80 * 1000};
+        evtimer_add(t->ev, &tv);
+    }
+}
+
+static void trickled_body_direct(void)
+{
+    struct event_base *base = event_base_new();
+    struct be *be = be_new(base, NULL);
+    struct tp_upstream_opts o;
+    opts_for(&o, be->port);
+    o.idle_timeout_ms = 250;
+    struct tp_upstream_pool *p = pool_for(base, &o);
+    unsigned fin = 0;
+    struct cl w, post;
+    cl_init(&w, base, &fin);
+    cl_init(&post, base, &fin);
+    /* Warm the pool, so the POST's head goes out at once on a pooled connection. */
+    CU_ASSERT_EQUAL(start(p, &w, "GET", "/warm", NULL, 0, 0, false), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 1, 3000));
+    struct trickle t = {&post, NULL, 0, 10};
+    t.ev = evtimer_new(base, trickle_cb, &t);
+    CU_ASSERT_EQUAL(start(p, &post, "POST", "/slow-upload", NULL, 0, 100, true), 0);
+    struct timeval tv = {0, 80 * 1000};
+    evtimer_add(t.ev, &tv);
+    /* Ten pieces 80 ms apart: 800 ms of sending against a 250 ms idle timeout. */
+    CU_ASSERT_TRUE(run_count(base, &fin, 2, 5000));
+    CU_ASSERT_EQUAL(post.errors, 0);
+    CU_ASSERT_EQUAL(post.ends, 1);
+    CU_ASSERT_EQUAL(post.status, 200);
+    CU_ASSERT_EQUAL(post.sent, 100);
+    CU_ASSERT_EQUAL(t.sent, 10);
+    event_free(t.ev);
+    cl_clear(&w);
+    cl_clear(&post);
+    tp_upstream_pool_free(p);
+    be_free(be);
+    event_base_free(base);
+}
+
 /* Answers the first request of each connection, reads the second and hangs up. */
 static void second_closes(struct be *be, struct be_conn *bc, const struct be_req *rq)
 {
@@ -1878,6 +2022,9 @@ int test_tp_upstream(void)
         !CU_add_test(s, "pool cap and FIFO queue", pool_cap_and_queue) ||
         !CU_add_test(s, "queue deadline", queue_deadline) ||
         !CU_add_test(s, "stale pooled connection, POST", stale_pooled_post) ||
+        !CU_add_test(s, "idle connection closed by the backend", idle_close_seen) ||
+        !CU_add_test(s, "stale pooled connection, GET", stale_pooled_get) ||
+        !CU_add_test(s, "trickled body written directly", trickled_body_direct) ||
         !CU_add_test(s, "reused connection closes after request",
                      reused_conn_closes_after_request) ||
         !CU_add_test(s, "fresh connection closes after request",
