@@ -476,7 +476,6 @@ struct tp_upstream_req {
                                  for a request without a body */
     struct conn *conn;
     enum req_state state;
-    bool retried, force_new;
     bool head_delivered;
     bool cancelled, finished;
     bool failed; /* tp_upstream_send refused bytes: on_error is coming */
@@ -638,14 +637,11 @@ static void req_defer_error(struct tp_upstream_req *r, int err)
     event_active(r->ev, EV_TIMEOUT, 0);
 }
 
-static void queue_push(struct tp_upstream_req *r, bool front)
+static void queue_push(struct tp_upstream_req *r)
 {
     struct tp_upstream_pool *pool = r->pool;
     r->state = R_QUEUED;
-    if (front)
-        TAILQ_INSERT_HEAD(&pool->queue, r, qlink);
-    else
-        TAILQ_INSERT_TAIL(&pool->queue, r, qlink);
+    TAILQ_INSERT_TAIL(&pool->queue, r, qlink);
     pool->nqueue++;
     struct timeval tv = ms_tv(pool->opts.first_byte_timeout_ms);
     evtimer_add(r->ev, &tv);
@@ -1062,15 +1058,13 @@ static void conn_attach(struct conn *c, struct tp_upstream_req *r)
     }
 }
 
-/* Returns true if an idle connection can carry |r|: nothing unread, and the peer has
-   not closed. Idle connections keep their read event armed, so a close or stray bytes
-   normally close them from conn_eventcb or conn_readcb before anyone asks, at no cost
-   here. What remains is a close the loop has not dispatched yet. For a request the
-   retry rule may resend (idempotent, bodiless) that is left to the rule, so reuse
-   costs no system call; a request that may not be resent pays one MSG_PEEK, which
-   catches a close already in the socket. A close racing past either check is what
-   the retry rule (or an error, never a second copy) is for. */
-static bool conn_alive(struct conn *c, const struct tp_upstream_req *r)
+/* Returns true if an idle connection can carry a request: nothing unread, and the
+   peer has not closed. Idle connections keep their read event armed, so a close or
+   stray bytes normally close them from conn_eventcb or conn_readcb before anyone asks.
+   What remains is a close the loop has not dispatched yet: one MSG_PEEK catches a
+   close already in the socket. Nothing is ever resent, so a close racing past this
+   check costs that request an error, never a second copy. */
+static bool conn_alive(struct conn *c)
 {
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         return false;
@@ -1078,8 +1072,6 @@ static bool conn_alive(struct conn *c, const struct tp_upstream_req *r)
        before our deferred event callback has run. */
     if (!(bufferevent_get_enabled(c->bev) & EV_READ))
         return false;
-    if (r->idempotent && !r->expects_body && !r->retried)
-        return true;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     if (fd == -1)
         return false;
@@ -1137,27 +1129,19 @@ static void conn_complete(struct conn *c)
     req_finish_end(r);
 }
 
-/* Fails the current request (retrying it when the rule allows) and closes |c|. */
+/* Fails the current request and closes |c|. Never a resend: once a request's bytes
+   have left, the backend may have acted on them (a ballot must not arrive twice, and
+   a close with no answer does not say it did not), whatever the method. */
 static void conn_fail(struct conn *c, int err, const char *reason)
 {
     struct tp_upstream_pool *pool = c->pool;
     struct tp_upstream_req *r = c->req;
     /* Deferred errors are ours (memory, a refused body), not the backend's. */
     bool local = c->deferred_err != 0;
-    /* THE RULE: resend only an idempotent, bodiless request, once, when a reused
-       connection died before any byte of the answer. */
-    bool retry = r && err == TP_ERR_CLOSED && c->reused && !c->resp_byte &&
-                 r->idempotent && !r->expects_body && !r->retried && !r->head_delivered;
     conn_detach(c);
     conn_close(c, reason);
     if (!r)
         return;
-    if (retry) {
-        r->retried = r->force_new = true;
-        queue_push(r, true);
-        pool_kick(pool);
-        return;
-    }
     if (!r->head_delivered && !local && pool->failures < UINT_MAX)
         pool->failures++;
     req_finish_error(r, err);
@@ -1532,26 +1516,19 @@ static void pool_kick(struct tp_upstream_pool *pool)
         while (!TAILQ_EMPTY(&pool->queue)) {
             struct tp_upstream_req *r = TAILQ_FIRST(&pool->queue);
             struct conn *c = NULL;
-            while (!r->force_new && !c && !TAILQ_EMPTY(&pool->idle)) {
+            while (!c && !TAILQ_EMPTY(&pool->idle)) {
                 struct conn *ic = TAILQ_FIRST(&pool->idle);
                 TAILQ_REMOVE(&pool->idle, ic, ilink);
                 ic->in_idle = false;
                 pool->nidle--;
-                if (conn_alive(ic, r))
+                if (conn_alive(ic))
                     c = ic;
                 else
                     conn_close(ic, "stale idle connection");
             }
             if (!c) {
-                if (pool->opts.max_conns && pool->nconns >= pool->opts.max_conns) {
-                    /* A retry must not reuse; make room by closing the oldest idle. */
-                    if (r->force_new && !TAILQ_EMPTY(&pool->idle)) {
-                        struct conn *old = TAILQ_LAST(&pool->idle, conn_list);
-                        conn_close(old, "making room for a retry");
-                        continue;
-                    }
+                if (pool->opts.max_conns && pool->nconns >= pool->opts.max_conns)
                     break;
-                }
                 queue_remove(r);
                 evtimer_del(r->ev);
                 int rv = conn_new(pool, &c);
@@ -1805,7 +1782,7 @@ int tp_upstream_request(struct tp_upstream_pool *pool,
             return TP_ERR_NOMEM;
         }
     }
-    queue_push(r, false);
+    queue_push(r);
     *out = r;
     pool_kick(pool);
     return 0;

@@ -1,10 +1,10 @@
 /* HTTP/1.1 client to one upstream origin, with a per-worker keep-alive pool.
 
    One tp_upstream_pool per (worker, origin). Requests stream both ways with
-   backpressure. A request is never sent twice once any of its bytes left, unless its
-   method is idempotent (GET, HEAD, OPTIONS) and no response byte arrived: a ballot
-   must never arrive twice. A pooled connection is checked for a peer close before
-   reuse, so a non-idempotent request is not lost to a stale keep-alive connection. */
+   backpressure. A request is never sent twice, whatever its method: once any of its
+   bytes left, the backend may have acted on them (a ballot must never arrive twice).
+   A pooled connection is checked for a peer close before reuse, so a request is not
+   lost to a stale keep-alive connection the backend had already closed. */
 #ifndef ZASLON_TRANSPORT_TP_UPSTREAM_H
 #define ZASLON_TRANSPORT_TP_UPSTREAM_H
 
@@ -103,9 +103,8 @@ struct tp_upstream_cb {
    TP_ERR_NOMEM. Host, hop-by-hop fields, content-length and transfer-encoding in
    |desc->headers| are not sent: framing follows desc->content_length and has_body.
    The callbacks are never called from inside this function.
-   Retries: a request is resent at most once, on a fresh connection, and only if its
-   method is idempotent, it has no body, it went out on a reused keep-alive connection
-   and that connection closed or reset before any response byte arrived. */
+   Retries: none. A connection that closes or resets before the answer fails its
+   request with TP_ERR_CLOSED. */
 int tp_upstream_request(struct tp_upstream_pool *pool, const struct tp_upstream_desc *desc,
                         const struct tp_upstream_cb *cb, void *arg,
                         struct tp_upstream_req **out);

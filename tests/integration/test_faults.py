@@ -141,6 +141,8 @@ class Healthy:
                     self.ok += 1
                 else:
                     self.bad.append((i, r.status, r.body[:80]))
+                if (r.header("connection") or "").lower() == "close":
+                    conn = None  # the per-connection request cap, say
             except (OSError, EOFError, AssertionError) as e:
                 self.bad.append((i, repr(e)))
                 conn = None
@@ -557,9 +559,8 @@ def test_queue_wait_bounded(env):
 
 PLAIN_MODES = ["closereq", "resetreq", "closehead", "closepartial", "resetpartial",
                "okclose", "ok"]
-# GETs may be resent once by design when a reused connection closes before any answer
-# byte (tp_upstream.h); they go only to modes where a byte of the answer arrives.
-GET_MODES = ["closehead", "closepartial", "resetpartial", "okclose", "ok"]
+# GETs get every mode too: nothing is resent, whatever the method (tp_upstream.h).
+GET_MODES = PLAIN_MODES
 
 
 def _plain_worker(z, jobs, results):
