@@ -1053,9 +1053,10 @@ void tp_h2_expire(struct tp_conn *c, uint64_t now_ms)
     if (any)
         schedule(h2);
     /* Idle since the last sweep or longer: the frame buffer's bytes are dead (the last
-       mem_send returned 0), so its pages go back to the kernel until the next frame. */
+       mem_send returned 0), so its pages go back to the kernel until the next frame,
+       and so does the stream table if it is empty (all zero). */
     if (h2->ob_dirty && h2->ob_idle && h2->nstreams == 0) {
-        tp_mem_trim(&h2->mem);
+        tp_mem_trim(&h2->mem, TP_MEM_H2_FRAMEBUF);
         h2->ob_dirty = false;
     }
 }
@@ -1143,9 +1144,9 @@ int tp_h2_start(struct tp_conn *c)
     for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
         if (t != NGHTTP2_PRIORITY_UPDATE)
             nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
-    /* Only the blocks nghttp2 allocates while creating the session are mapped: of
-       those, the one large one is the outbound frame buffer (lib/nghttp2_session.c,
-       session_new), the only memory tp_mem_trim may throw away. */
+    /* Only the blocks nghttp2 allocates while creating the session are mapped: the
+       outbound frame buffer, the one block of TP_MEM_H2_FRAMEBUF bytes and the only one
+       whose contents tp_mem_trim throws away, and the stream table (see tp_mem.h). */
     tp_mem_set_paged(&h2->mem, true);
     int rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt,
                                          tp_mem_nghttp2(&h2->mem));

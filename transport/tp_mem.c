@@ -125,12 +125,23 @@ void tp_mem_set_paged(struct tp_mem *m, bool on)
     m->paged = on;
 }
 
-size_t tp_mem_trim(struct tp_mem *m)
+static bool all_zero(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    return len == 0 || (b[0] == 0 && memcmp(b, b + 1, len - 1) == 0);
+}
+
+size_t tp_mem_trim(struct tp_mem *m, size_t dead_min)
 {
     size_t n = 0;
-    for (int i = 0; i < TP_MEM_PAGED_SLOTS; i++)
-        if (m->blocks[i].p && madvise(m->blocks[i].p, m->blocks[i].len, MADV_DONTNEED) == 0)
+    for (int i = 0; i < TP_MEM_PAGED_SLOTS; i++) {
+        void *p = m->blocks[i].p;
+        size_t len = m->blocks[i].len;
+        if (!p || (len < dead_min && !all_zero(p, len)))
+            continue;
+        if (madvise(p, len, MADV_DONTNEED) == 0)
             n++;
+    }
     return n;
 }
 
