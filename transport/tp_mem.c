@@ -45,6 +45,11 @@ static void *map_block(struct tp_mem *m, size_t size)
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL; /* out of mappings (vm.max_map_count) or memory: malloc instead */
+#ifdef MADV_NOHUGEPAGE
+    /* With transparent huge pages "always", khugepaged would otherwise fold these
+       neighbouring mappings into 2 MiB pages, making every page resident. */
+    (void)madvise(p, len, MADV_NOHUGEPAGE);
+#endif
     m->blocks[slot].p = p;
     m->blocks[slot].len = len;
     return p;
