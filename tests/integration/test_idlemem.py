@@ -27,12 +27,12 @@ import zl
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CONNS = int(os.environ.get("IDLEMEM_CONNS", "1000"))
 SANITIZED = os.environ.get("ZASLON_SANITIZED") == "1"
-# KiB per idle connection. Release: zaslon reaches about 27.5 with a GET done (the
-# header fields below sit in both HPACK tables) and about 25 without, against 38.5 and
-# 34 when every session kept its 16 KiB frame buffer; the bounds are a few KiB above
-# and below those. ASan adds redzones to every block and keeps freed ones in quarantine.
-BOUND_GET_KIB = 80 if SANITIZED else 32
-BOUND_BARE_KIB = 80 if SANITIZED else 29
+# KiB per idle connection. Release: zaslon reaches about 23.6 with a GET done (the
+# header fields below sit in both HPACK tables) and about 21 without, against 38.5 when
+# every session kept its 16 KiB frame buffer and 4 KiB stream table; the bounds are a
+# few KiB above. ASan adds redzones to every block and keeps freed ones in quarantine.
+BOUND_GET_KIB = 80 if SANITIZED else 28
+BOUND_BARE_KIB = 80 if SANITIZED else 25
 SAMPLE = 50
 
 DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
