@@ -6,14 +6,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Asked each time (once per session): workers share no cache of it. */
 static size_t page_size(void)
 {
-    static size_t cached;
-    if (!cached) {
-        long n = sysconf(_SC_PAGESIZE);
-        cached = n > 0 ? (size_t)n : 4096;
-    }
-    return cached;
+    long n = sysconf(_SC_PAGESIZE);
+    return n > 0 ? (size_t)n : 4096;
 }
 
 /* The slot holding |p|, or -1 when |p| came from malloc. */
