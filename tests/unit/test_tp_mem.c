@@ -71,7 +71,8 @@ static void mapped_only_while_paged(void)
         CU_ASSERT_EQUAL_FATAL(zeroed[i], 0);
     memset(big, 0xab, TP_MEM_H2_FRAMEBUF);
     /* growing within the mapping keeps the block; past it moves to malloc, intact */
-    CU_ASSERT_PTR_EQUAL(mem->realloc(big, TP_MEM_H2_FRAMEBUF + 100, mem->mem_user_data), big);
+    CU_ASSERT_PTR_EQUAL(mem->realloc(big, TP_MEM_H2_FRAMEBUF + 100, mem->mem_user_data),
+                        big);
     uint8_t *moved = mem->realloc(big, 64 * 1024, mem->mem_user_data);
     CU_ASSERT_FATAL(moved != NULL);
     CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 1);
@@ -92,8 +93,8 @@ static void mapped_only_while_paged(void)
 
 struct peer {
     nghttp2_session *s;
-    int responses;      /* client: complete responses whose fields checked out */
-    int bad;            /* client: fields that did not */
+    int responses; /* client: complete responses whose fields checked out */
+    int bad;       /* client: fields that did not */
 };
 
 static char big_value[BIG_VALUE];
@@ -112,8 +113,8 @@ static int srv_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 }
 
 static int cli_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                      void *ud)
+                      size_t namelen, const uint8_t *value, size_t valuelen,
+                      uint8_t flags, void *ud)
 {
     struct peer *p = ud;
     if (namelen == 5 && memcmp(name, "x-big", 5) == 0 &&
@@ -163,8 +164,8 @@ static void sessions_survive_trims(void)
     tp_mem_init(&m);
     struct peer srv = {0}, cli = {0};
     tp_mem_set_paged(&m, true);
-    CU_ASSERT_FATAL(nghttp2_session_server_new3(&srv.s, scb, &srv, NULL,
-                                                tp_mem_nghttp2(&m)) == 0);
+    CU_ASSERT_FATAL(
+        nghttp2_session_server_new3(&srv.s, scb, &srv, NULL, tp_mem_nghttp2(&m)) == 0);
     tp_mem_set_paged(&m, false);
     /* Exactly one block as large as the outbound frame buffer at creation: were a
        newer nghttp2 to map another (live) one that large, trimming would lose it. */
@@ -182,7 +183,8 @@ static void sessions_survive_trims(void)
         nghttp2_nv req[] = {
             {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, NGHTTP2_NV_FLAG_NONE},
             {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, NGHTTP2_NV_FLAG_NONE},
-            {(uint8_t *)":authority", (uint8_t *)"localhost", 10, 9, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)":authority", (uint8_t *)"localhost", 10, 9,
+             NGHTTP2_NV_FLAG_NONE},
             {(uint8_t *)":path", (uint8_t *)"/", 5, 1, NGHTTP2_NV_FLAG_NONE},
         };
         CU_ASSERT_FATAL(nghttp2_submit_request(cli.s, NULL, req, 4, NULL, NULL) > 0);
@@ -221,8 +223,11 @@ static void sessions_survive_trims(void)
 int test_tp_mem(void)
 {
     CU_pSuite s = CU_add_suite("tp_mem", NULL, NULL);
-    if (!s || !CU_add_test(s, "large blocks are mapped only while paged", mapped_only_while_paged) ||
-        !CU_add_test(s, "sessions work byte for byte across trims", sessions_survive_trims))
+    if (!s ||
+        !CU_add_test(s, "large blocks are mapped only while paged",
+                     mapped_only_while_paged) ||
+        !CU_add_test(s, "sessions work byte for byte across trims",
+                     sessions_survive_trims))
         return -1;
     return 0;
 }
