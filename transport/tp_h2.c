@@ -92,7 +92,7 @@ struct tp_h2 {
     struct budget resets;    /* RST_STREAM we were made to send */
     unsigned own_refusals;   /* REFUSED_STREAM we queued for our own reasons */
     struct evbuffer *sink; /* where frames go during h2_flush */
-    /* The session's allocator: its frame buffer is given back while idle. */
+    /* The session's allocator: frame buffer and stream table go back while idle. */
     struct tp_mem mem;
     bool ob_idle;  /* nghttp2_session_mem_send last returned 0 */
     bool ob_dirty; /* frames were built since the last trim */
@@ -1144,9 +1144,9 @@ int tp_h2_start(struct tp_conn *c)
     for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
         if (t != NGHTTP2_PRIORITY_UPDATE)
             nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
-    /* Only the blocks nghttp2 allocates while creating the session are mapped: the
-       outbound frame buffer, the one block of TP_MEM_H2_FRAMEBUF bytes and the only one
-       whose contents tp_mem_trim throws away, and the stream table (see tp_mem.h). */
+    /* Only blocks nghttp2 allocates while creating the session are mapped (tp_mem.h):
+       the stream table, and the outbound frame buffer, the only block that large and so
+       the only one whose contents tp_mem_trim discards. */
     tp_mem_set_paged(&h2->mem, true);
     int rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt,
                                          tp_mem_nghttp2(&h2->mem));
