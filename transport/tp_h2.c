@@ -31,6 +31,7 @@
 
 #include "tp_conn_internal.h"
 #include "tp_err.h"
+#include "tp_mem.h"
 #include "tp_req.h"
 
 /* Connection-level receive window: bounds request-body bytes held for all streams. */
@@ -91,6 +92,10 @@ struct tp_h2 {
     struct budget resets;    /* RST_STREAM we were made to send */
     unsigned own_refusals;   /* REFUSED_STREAM we queued for our own reasons */
     struct evbuffer *sink; /* where frames go during h2_flush */
+    /* The session's allocator: frame buffer and stream table go back while idle. */
+    struct tp_mem mem;
+    bool ob_idle;  /* nghttp2_session_mem_send last returned 0 */
+    bool ob_dirty; /* frames were built since the last trim */
 };
 
 static const struct tp_req_ops h2_ops;
@@ -912,8 +917,12 @@ static bool h2_flush(struct tp_h2 *h2)
             why = TP_EV_PROTOCOL_ERROR;
             break;
         }
-        if (n == 0)
+        if (n == 0) {
+            h2->ob_idle = true;
             break;
+        }
+        h2->ob_idle = false;
+        h2->ob_dirty = true;
         /* An RST_STREAM starts a record of its own. A client that reads record by
            record (libcurl 7.88 over OpenSSL) then finishes the response before it
            sees the reset that follows it (the NO_ERROR one of on_frame_send): in the
@@ -1043,6 +1052,13 @@ void tp_h2_expire(struct tp_conn *c, uint64_t now_ms)
     }
     if (any)
         schedule(h2);
+    /* Idle since the last sweep or longer: the frame buffer's bytes are dead (the last
+       mem_send returned 0), so its pages go back to the kernel until the next frame,
+       and so does the stream table if it is empty (all zero). */
+    if (h2->ob_dirty && h2->ob_idle && h2->nstreams == 0) {
+        tp_mem_trim(&h2->mem, TP_MEM_H2_FRAMEBUF);
+        h2->ob_dirty = false;
+    }
 }
 
 void tp_h2_drain(struct tp_conn *c, bool final)
@@ -1102,6 +1118,8 @@ int tp_h2_start(struct tp_conn *c)
     if (!h2)
         return TP_ERR_NOMEM;
     h2->c = c;
+    tp_mem_init(&h2->mem);
+    h2->ob_idle = true;
     TAILQ_INIT(&h2->streams);
     budget_init(&h2->glitches, &c->limits, tp_conn_now_ms(c));
     budget_init(&h2->resets, &c->limits, tp_conn_now_ms(c));
@@ -1126,7 +1144,13 @@ int tp_h2_start(struct tp_conn *c)
     for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
         if (t != NGHTTP2_PRIORITY_UPDATE)
             nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
-    int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
+    /* Only blocks nghttp2 allocates while creating the session are mapped (tp_mem.h):
+       the stream table, and the outbound frame buffer, the only block that large and so
+       the only one whose contents tp_mem_trim discards. */
+    tp_mem_set_paged(&h2->mem, true);
+    int rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt,
+                                         tp_mem_nghttp2(&h2->mem));
+    tp_mem_set_paged(&h2->mem, false);
     nghttp2_option_del(opt);
     if (rv != 0)
         goto fail;
@@ -1151,6 +1175,7 @@ int tp_h2_start(struct tp_conn *c)
 fail:
     if (h2->session)
         nghttp2_session_del(h2->session);
+    tp_mem_clear(&h2->mem);
     free(h2);
     return TP_ERR_NOMEM;
 }
@@ -1164,6 +1189,7 @@ void tp_h2_free(struct tp_conn *c)
     while ((s = TAILQ_FIRST(&h2->streams)))
         stream_close(h2, s);
     nghttp2_session_del(h2->session);
+    tp_mem_clear(&h2->mem);
     event_free(h2->kick);
     free(h2);
     c->p.h2 = NULL;
