@@ -182,7 +182,14 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
     }
     s->bytes = sealed_len;
     /* The ciphertext travels by reference and is freed once sent: no copy. */
-    evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL);
+    if (evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL) != 0) {
+        /* Not referenced, so still ours; the head went out promising it: reset. */
+        evbuffer_free(b);
+        free(sealed);
+        tp_req_reset(s->req);
+        s->req_gone = true;
+        return;
+    }
     tp_req_write(s->req, b);
     evbuffer_free(b);
     tp_req_end(s->req);
@@ -247,8 +254,10 @@ static bool ad_on_data(void *arg, struct evbuffer *data)
 {
     struct sealed *s = arg;
     size_t cap = s->w->rt->snap->sealed.max_response;
-    if (s->overflow || evbuffer_get_length(s->body) + evbuffer_get_length(data) > cap) {
-        /* Too big to seal: pause the backend, then cancel it outside its callback. */
+    if (s->overflow || evbuffer_get_length(s->body) + evbuffer_get_length(data) > cap ||
+        evbuffer_add_buffer(s->body, data) != 0) {
+        /* Too big to seal (or out of memory): pause the backend, then cancel it outside
+           its callback. */
         evbuffer_drain(data, evbuffer_get_length(data));
         if (!s->overflow) {
             s->overflow = true;
@@ -256,7 +265,6 @@ static bool ad_on_data(void *arg, struct evbuffer *data)
         }
         return false;
     }
-    evbuffer_add_buffer(s->body, data);
     return true;
 }
 
@@ -366,13 +374,20 @@ static void forward(struct sealed *s)
     }
     s->adapter_running = true;
     if (ar.has_body) {
+        /* The content lives in s->plain until the exchange ends: no copy. */
         struct evbuffer *b = evbuffer_new();
-        if (b) {
-            /* The content lives in s->plain until the exchange ends: no copy. */
-            evbuffer_add_reference(b, br->content, br->content_len, NULL, NULL);
-            s->backend->ops->body(s->handle, b, true);
-            evbuffer_free(b);
+        if (!b || evbuffer_add_reference(b, br->content, br->content_len, NULL, NULL) != 0) {
+            /* Without its body the backend request would wait for it until a
+               deadline, then answer a timeout: end it now. */
+            if (b)
+                evbuffer_free(b);
+            s->backend->ops->cancel(s->handle);
+            s->adapter_running = false;
+            answer_error(s, 500, "out of memory");
+            return;
         }
+        s->backend->ops->body(s->handle, b, true);
+        evbuffer_free(b);
     }
 }
 

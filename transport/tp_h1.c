@@ -55,6 +55,7 @@ struct tp_h1 {
     uint32_t url_off, url_len;
     bool in_field_value;
     bool head_too_large;
+    bool head_nomem; /* the head buffer could not grow */
     unsigned host_count;
     /* Strict head scanner state. */
     bool scan_in_head;
@@ -67,7 +68,9 @@ struct tp_h1 {
     struct h1_req *cur;
     bool keep_alive;
     bool close_pending; /* a handler asked for a reset, or an error */
-    bool reading_blocked;
+    bool reading_blocked; /* the handler has not taken a window of body yet */
+    bool input_full;      /* read_max bytes wait in the input buffer */
+    size_t read_max;
 };
 
 static const struct tp_req_ops h1_ops;
@@ -207,6 +210,13 @@ static bool below_mark(struct tp_h1 *h1)
            h1->c->limits.stream_buffer;
 }
 
+/* Closes the connection without flushing its output, on the next loop turn. */
+static void torn(struct tp_h1 *h1)
+{
+    h1->close_pending = true;
+    schedule(h1);
+}
+
 static bool h1_write_common(struct h1_req *r, size_t len, struct evbuffer *data,
                             const void *ref)
 {
@@ -226,16 +236,22 @@ static bool h1_write_common(struct h1_req *r, size_t len, struct evbuffer *data,
         }
         r->remaining -= (int64_t)len;
     }
-    if (r->chunked)
-        evbuffer_add_printf(out, "%zx\r\n", len);
+    bool queued = !r->chunked || evbuffer_add_printf(out, "%zx\r\n", len) >= 0;
     if (data) {
-        evbuffer_remove_buffer(data, out, len);
+        queued = queued && evbuffer_remove_buffer(data, out, len) == (int)len;
         evbuffer_drain(data, evbuffer_get_length(data));
     } else {
-        evbuffer_add_reference(out, ref, len, NULL, NULL);
+        queued = queued && evbuffer_add_reference(out, ref, len, NULL, NULL) == 0;
     }
     if (r->chunked)
-        evbuffer_add(out, "\r\n", 2);
+        queued = queued && evbuffer_add(out, "\r\n", 2) == 0;
+    if (!queued) {
+        /* Out of memory: bytes are missing from a response whose head promised them,
+           so the connection closes without flushing (the client sees a cut response,
+           never a wrong one) and the handler hears on_abort. */
+        torn(h1);
+        return true;
+    }
     bool ok = below_mark(h1);
     if (!ok)
         r->want_writable = true;
@@ -263,8 +279,12 @@ static void h1_end(struct tp_req *req)
     if (r->ended)
         return;
     r->ended = true;
-    if (!r->head_only && r->chunked)
-        evbuffer_add(bufferevent_get_output(r->h1->c->bev), "0\r\n\r\n", 5);
+    if (!r->head_only && r->chunked &&
+        evbuffer_add(bufferevent_get_output(r->h1->c->bev), "0\r\n\r\n", 5) != 0) {
+        /* Without its last chunk the response would never end for the client. */
+        torn(r->h1);
+        return;
+    }
     if (r->remaining > 0)
         r->h1->keep_alive = false; /* short body: the client must see the close */
     schedule(r->h1);
@@ -354,7 +374,8 @@ static void head_append(struct tp_h1 *h1, const char *at, size_t len, bool lower
             n = h1->head_cap;
         char *nb = realloc(h1->head, n);
         if (!nb) {
-            h1->head_too_large = true;
+            /* Refused like an oversized head, but answered 500: it is ours. */
+            h1->head_too_large = h1->head_nomem = true;
             return;
         }
         h1->head = nb;
@@ -379,7 +400,7 @@ static int on_message_begin(http_parser *p)
     h1->nfields = 0;
     h1->url_off = h1->url_len = 0;
     h1->in_field_value = false;
-    h1->head_too_large = false;
+    h1->head_too_large = h1->head_nomem = false;
     h1->host_count = 0;
     h1->in_body = false;
     tp_conn_set_deadline(h1->c, TP_DL_HEADER);
@@ -475,7 +496,7 @@ static int build_request(struct tp_h1 *h1)
     struct tp_conn *c = h1->c;
     http_parser *p = &h1->parser;
     if (h1->head_too_large)
-        return 431;
+        return h1->head_nomem ? 500 : 431;
     if (p->http_major != 1)
         return 505;
     struct h1_req *r = calloc(1, sizeof(*r));
@@ -610,8 +631,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
         r->consumed += len;
         return 0;
     }
-    if (evbuffer_add(r->body, at, len) != 0)
+    if (evbuffer_add(r->body, at, len) != 0) {
+        /* Out of memory with a handler holding the request (and maybe answering it):
+           no error page may follow, the connection closes. */
+        torn(h1);
         return -1;
+    }
     r->delivered += len;
     return 0;
 }
@@ -720,19 +745,32 @@ static void deliver_body(struct h1_req *r)
     r->req.handler->on_body(&r->req, r->body, r->message_complete);
 }
 
+/* Reading stops while the handler has a window of body still to take (|blocked|), or
+   while read_max bytes wait in the input buffer (a pipelined request behind one not yet
+   answered). The second is what a libevent read high-water mark would do, but
+   bufferevent_setwatermark in libevent 2.1.12 dereferences an allocation it never
+   checks, so the limit is kept here: libevent reads at most 16 KiB past it. */
 static void set_reading(struct tp_h1 *h1, bool blocked)
 {
-    if (blocked == h1->reading_blocked)
+    struct bufferevent *bev = h1->c->bev;
+    bool full = evbuffer_get_length(bufferevent_get_input(bev)) >= h1->read_max;
+    if (blocked != h1->reading_blocked) {
+        h1->reading_blocked = blocked;
+        /* A stall on our side (backend slow to take the body) is not the client's: the
+           body deadline pauses while we do not read. */
+        if (h1->cur && !h1->cur->message_complete)
+            tp_conn_set_deadline(h1->c, blocked ? TP_DL_NONE : TP_DL_BODY);
+    } else if (full == h1->input_full) {
         return;
-    h1->reading_blocked = blocked;
-    /* A stall on our side (backend slow to take the body) is not the client's: the
-       body deadline pauses while we do not read. */
-    if (h1->cur && !h1->cur->message_complete)
-        tp_conn_set_deadline(h1->c, blocked ? TP_DL_NONE : TP_DL_BODY);
-    if (blocked)
-        bufferevent_disable(h1->c->bev, EV_READ);
-    else
-        bufferevent_enable(h1->c->bev, EV_READ);
+    }
+    h1->input_full = full;
+    if (blocked || full)
+        bufferevent_disable(bev, EV_READ);
+    else if (bufferevent_enable(bev, EV_READ) != 0) {
+        /* Without its read event the connection would sit until a deadline. */
+        h1->close_pending = true;
+        schedule(h1);
+    }
 }
 
 /* Feeds buffered input to the parser as far as the current state allows. */
@@ -833,12 +871,12 @@ int tp_h1_start(struct tp_conn *c)
     /* A response past this many queued bytes pauses its producer; the write callback
        fires once half of it has drained. */
     bufferevent_setwatermark(c->bev, EV_WRITE, c->limits.stream_buffer / 2, 0);
-    /* The input buffer holds at most one request head or one window of body. */
-    size_t rmax = (c->limits.header_list_size > c->limits.stream_buffer
-                       ? c->limits.header_list_size
-                       : c->limits.stream_buffer) +
-                  16384;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, rmax);
+    /* The input buffer holds at most one request head or one window of body (see
+       set_reading). */
+    h1->read_max = (c->limits.header_list_size > c->limits.stream_buffer
+                        ? c->limits.header_list_size
+                        : c->limits.stream_buffer) +
+                   16384;
     tp_conn_set_deadline(c, c->nreqs ? TP_DL_IDLE : TP_DL_HEADER);
     return 0;
 }

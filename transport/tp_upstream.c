@@ -34,7 +34,8 @@
 #define ADDR_MAX 8            /* resolved addresses kept per pool */
 #define PARSE_CHUNK 16384     /* bytes handed to the parser at once */
 #define PROCESS_ROUNDS 64     /* parse/deliver rounds per callback (CPU bound) */
-#define READ_HIGH_WATER 65536 /* socket bytes read ahead of the parser */
+#define READ_HIGH_WATER 65536 /* socket bytes read ahead of the parser (see
+                                 conn_watch_input) */
 #define RECS_MAX 256          /* request-body accounting records per connection */
 
 /* ------------------------------------------------------------------------------------ */
@@ -449,6 +450,7 @@ struct conn {
     struct tp_upstream_resp resp;
     bool resp_byte;     /* a response byte arrived for the current request */
     bool paused;        /* on_data said stop */
+    bool input_full;    /* READ_HIGH_WATER bytes wait for the parser: not reading */
     bool sent_all;      /* the whole request left the output buffer */
     bool final_written; /* the whole request is in the output buffer */
     bool peer_gone;     /* EOF or error seen on the socket */
@@ -515,6 +517,7 @@ struct tp_upstream_pool {
 static void pool_kick(struct tp_upstream_pool *pool);
 static bool conn_process(struct conn *c);
 static void conn_fail(struct conn *c, int err, const char *reason);
+static void conn_defer_error(struct conn *c, int err);
 
 static struct timeval ms_tv(unsigned ms)
 {
@@ -637,14 +640,18 @@ static void req_defer_error(struct tp_upstream_req *r, int err)
     event_active(r->ev, EV_TIMEOUT, 0);
 }
 
-static void queue_push(struct tp_upstream_req *r)
+/* Queues |r| under its deadline. Returns TP_ERR_NOMEM, with |r| not queued, when the
+   deadline could not be armed (growing the timer heap needs memory). */
+static int queue_push(struct tp_upstream_req *r)
 {
     struct tp_upstream_pool *pool = r->pool;
+    struct timeval tv = ms_tv(pool->opts.first_byte_timeout_ms);
+    if (evtimer_add(r->ev, &tv) != 0)
+        return TP_ERR_NOMEM;
     r->state = R_QUEUED;
     TAILQ_INSERT_TAIL(&pool->queue, r, qlink);
     pool->nqueue++;
-    struct timeval tv = ms_tv(pool->opts.first_byte_timeout_ms);
-    evtimer_add(r->ev, &tv);
+    return 0;
 }
 
 /* --- request serialisation ---------------------------------------------------------- */
@@ -874,7 +881,10 @@ static void conn_arm_timer(struct conn *c)
         break;
     }
     struct timeval tv = ms_tv(ms);
-    evtimer_add(c->timer, &tv);
+    /* Growing the timer heap may need memory; a connection without its deadline could
+       wait forever, so it fails from the loop instead. */
+    if (evtimer_add(c->timer, &tv) != 0)
+        conn_defer_error(c, TP_ERR_NOMEM);
 }
 
 static void conn_detach(struct conn *c)
@@ -937,6 +947,22 @@ static void conn_check_sent(struct conn *c)
         c->sent_all = true;
         conn_arm_timer(c);
     }
+}
+
+/* Stops reading while READ_HIGH_WATER bytes wait for the parser and reads again once
+   they are taken. This is libevent's read high-water mark kept by hand: in libevent
+   2.1.12 bufferevent_setwatermark dereferences an allocation it never checks. A read
+   paused by the reader (c->paused) or ended by the peer stays off. */
+static void conn_watch_input(struct conn *c)
+{
+    bool full = evbuffer_get_length(bufferevent_get_input(c->bev)) >= READ_HIGH_WATER;
+    if (full == c->input_full)
+        return;
+    c->input_full = full;
+    if (full)
+        bufferevent_disable(c->bev, EV_READ);
+    else if (!c->paused && !c->peer_gone && bufferevent_enable(c->bev, EV_READ) != 0)
+        conn_defer_error(c, TP_ERR_NOMEM);
 }
 
 /* Moves waiting body bytes into the output, with chunk framing when chunked. */
@@ -1045,15 +1071,20 @@ static void conn_attach(struct conn *c, struct tp_upstream_req *r)
     r->state = R_ACTIVE;
     tp_upstream_resp_reset(&c->resp, r->is_head);
     c->resp_byte = c->paused = c->sent_all = c->final_written = false;
+    c->input_full = false;
+    /* deferred_err stays: a connection that failed (a deadline it could not arm)
+       fails the request it is given, from the loop. */
     c->peer_gone = c->peer_error = false;
-    c->deferred_err = 0;
     rec_reset(c);
     if (c->state == C_IDLE) {
         /* Idle connections keep both enabled; enabling again would arm the write
            event with nothing to write (an epoll_ctl, a wake-up, another epoll_ctl). */
         short both = EV_READ | EV_WRITE;
-        if ((bufferevent_get_enabled(c->bev) & both) != both)
-            bufferevent_enable(c->bev, both);
+        if ((bufferevent_get_enabled(c->bev) & both) != both &&
+            bufferevent_enable(c->bev, both) != 0) {
+            conn_defer_error(c, TP_ERR_NOMEM);
+            return;
+        }
         conn_write_request(c);
     }
 }
@@ -1092,15 +1123,19 @@ static void conn_release(struct conn *c)
     conn_detach(c);
     c->state = C_IDLE;
     c->reused = true;
-    c->paused = false;
+    c->paused = c->input_full = false;
     rec_reset(c);
     tp_upstream_resp_reset(&c->resp, false);
     if (pool->nidle >= pool->opts.max_idle) {
         conn_close(c, "idle pool full");
         return;
     }
-    /* Keep reading while idle, to notice the peer's close or stray bytes at once. */
-    bufferevent_enable(c->bev, EV_READ);
+    /* Keep reading while idle, to notice the peer's close or stray bytes at once; an
+       idle connection that cannot read could not tell a close from silence. */
+    if (bufferevent_enable(c->bev, EV_READ) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
     TAILQ_INSERT_HEAD(&pool->idle, c, ilink);
     c->in_idle = true;
     pool->nidle++;
@@ -1113,7 +1148,7 @@ static void conn_complete(struct conn *c)
 {
     struct tp_upstream_req *r = c->req;
     struct tp_upstream_pool *pool = c->pool;
-    bool reuse = c->resp.keep_alive && c->final_written &&
+    bool reuse = c->resp.keep_alive && c->final_written && !c->deferred_err &&
                  evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
                  !c->peer_gone &&
                  evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
@@ -1199,8 +1234,9 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     conn_arm_timer(c);
     if (!conn_process(c))
         return;
-    if (conn_read_rest(c))
-        conn_process(c);
+    if (conn_read_rest(c) && !conn_process(c))
+        return;
+    conn_watch_input(c);
 }
 
 static void conn_writecb(struct bufferevent *bev, void *arg)
@@ -1251,7 +1287,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
         if (fd != -1 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
             errno = 0;
         if (c->req) {
-            bufferevent_enable(bev, EV_READ | EV_WRITE);
+            if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0) {
+                conn_defer_error(c, TP_ERR_NOMEM);
+                return;
+            }
             conn_write_request(c);
         } else {
             conn_close(c, "connected without a request");
@@ -1327,8 +1366,8 @@ static void conn_work_cb(evutil_socket_t fd, short what, void *arg)
         if (!req_call_sent(c->req, n))
             return;
     }
-    if (c->state == C_ACTIVE && c->req && !c->paused)
-        conn_process(c);
+    if (c->state == C_ACTIVE && c->req && !c->paused && conn_process(c))
+        conn_watch_input(c);
 }
 
 /* Parses what was read and delivers it. Returns false if |c| (or its request) is gone
@@ -1456,7 +1495,6 @@ static int conn_connect(struct conn *c)
         /* The write callback after every write that leaves at most buffer_cap queued:
            that is where on_sent credit goes out. */
         bufferevent_setwatermark(bev, EV_WRITE, pool->opts.buffer_cap, 0);
-        bufferevent_setwatermark(bev, EV_READ, 0, READ_HIGH_WATER);
         if (bufferevent_socket_connect(bev, (struct sockaddr *)&pool->addrs[idx],
                                        (int)pool->addrlens[idx]) == 0)
             return 0;
@@ -1557,7 +1595,7 @@ static void req_cancel_now(struct tp_upstream_req *r)
     if (r->state == R_QUEUED) {
         queue_remove(r);
     } else if (c) {
-        bool clean = c->resp.done &&
+        bool clean = c->resp.done && !c->deferred_err &&
                      evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
                      c->resp.keep_alive && c->final_written && !c->peer_gone &&
                      evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
@@ -1782,7 +1820,10 @@ int tp_upstream_request(struct tp_upstream_pool *pool,
             return TP_ERR_NOMEM;
         }
     }
-    queue_push(r);
+    if (queue_push(r) != 0) {
+        req_free(r);
+        return TP_ERR_NOMEM;
+    }
     *out = r;
     pool_kick(pool);
     return 0;
@@ -1839,8 +1880,10 @@ void tp_upstream_resume(struct tp_upstream_req *req)
     if (!c->paused)
         return;
     c->paused = false;
-    if (!c->peer_gone)
-        bufferevent_enable(c->bev, EV_READ);
+    if (!c->peer_gone && !c->input_full && bufferevent_enable(c->bev, EV_READ) != 0) {
+        conn_defer_error(c, TP_ERR_NOMEM);
+        return;
+    }
     conn_arm_timer(c);
     /* Buffered bytes are delivered from the loop, never from inside this call. */
     event_active(c->work, EV_TIMEOUT, 0);

@@ -11,15 +11,19 @@
      ZL_FAILALLOC_REPORT=FILE  rewritten with "calls=C failed=F" whenever failing is
                             disarmed and at exit
 
-   Spared: allocations made inside three library calls are never failed, because the
-   library itself does not survive it. libevent 2.1.12 (both checked with a small
-   program against Debian's libevent): bufferevent_setwatermark with a read high-water
-   mark dereferences the unchecked result of evbuffer_add_cb, and the error path of
-   bufferevent_openssl_socket_new frees its half-built bufferevent and crashes.
-   nghttp2 1.52: after nghttp2_session_mem_send fails with NGHTTP2_ERR_NOMEM,
-   nghttp2_session_del aborts on an assertion in nghttp2_outbound_item_free (seen
-   under this shim; not reproduced in a small program). The shim wraps those three and
-   passes allocations made inside them through.
+   Spared: allocations made inside two library calls are never failed, because the
+   library itself does not survive it (libevent's and nghttp2's bugs, not ours):
+   - libevent 2.1.12: the error path of bufferevent_openssl_socket_new frees its
+     half-built bufferevent and crashes (checked with a small program against Debian's
+     libevent).
+   - nghttp2 1.52: after nghttp2_session_mem_send fails with NGHTTP2_ERR_NOMEM,
+     nghttp2_session_del aborts on an assertion in nghttp2_outbound_item_free (seen
+     under this shim; not reproduced in a small program).
+   The shim wraps those two and passes allocations made inside them through. A third,
+   bufferevent_setwatermark with a read high-water mark (libevent dereferences the
+   unchecked result of evbuffer_add_cb), is no longer spared: zaslon sets no read
+   watermark and keeps its read limits itself (tp_h1.c set_reading, tp_upstream.c
+   conn_watch_input); write watermarks allocate nothing.
 
    malloc, calloc, realloc, memalign, posix_memalign, aligned_alloc, valloc and pvalloc
    are replaced; free is not (the memory still comes from glibc's allocator through its
@@ -204,22 +208,9 @@ struct bufferevent;
 struct event_base;
 struct ssl_st;
 
-void bufferevent_setwatermark(struct bufferevent *bev, short events, size_t lowmark,
-                              size_t highmark);
 struct bufferevent *bufferevent_openssl_socket_new(struct event_base *base, int fd,
                                                    struct ssl_st *ssl, int state,
                                                    int options);
-
-void bufferevent_setwatermark(struct bufferevent *bev, short events, size_t lowmark,
-                              size_t highmark)
-{
-    static void (*real)(struct bufferevent *, short, size_t, size_t);
-    spared++;
-    if (!real)
-        *(void **)&real = dlsym(RTLD_NEXT, "bufferevent_setwatermark");
-    real(bev, events, lowmark, highmark);
-    spared--;
-}
 
 struct bufferevent *bufferevent_openssl_socket_new(struct event_base *base, int fd,
                                                    struct ssl_st *ssl, int state,

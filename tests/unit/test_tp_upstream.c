@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1971,6 +1973,239 @@ static void pool_free_with_live_requests(void)
     event_base_free(base);
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Out of memory at each point of an exchange                                           */
+
+/* libevent's allocator, failing the Nth call once armed (0: never). It goes on
+   serving plain malloc memory, so swapping it in with blocks already allocated is safe. */
+static unsigned long oom_countdown;
+static bool oom_fired;
+
+static bool oom_now(void)
+{
+    if (oom_countdown == 0 || --oom_countdown != 0)
+        return false;
+    oom_fired = true;
+    return true;
+}
+
+static void *oom_malloc(size_t n)
+{
+    return oom_now() ? NULL : malloc(n);
+}
+
+static void *oom_realloc(void *p, size_t n)
+{
+    return n != 0 && oom_now() ? NULL : realloc(p, n);
+}
+
+/* Reads up to a full request head; returns its length, 0 at EOF or on garbage. */
+static size_t echo_read_head(int fd, char *buf, size_t cap, size_t *have)
+{
+    for (;;) {
+        buf[*have] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end)
+            return (size_t)(end - buf) + 4;
+        if (*have + 1 >= cap)
+            return 0;
+        ssize_t n = read(fd, buf + *have, cap - 1 - *have);
+        if (n <= 0)
+            return 0;
+        *have += (size_t)n;
+    }
+}
+
+/* One backend connection, in its own process: keep-alive requests with a
+   Content-Length body (or none), each answered with the body length in 4 digits. */
+static void echo_serve(int fd)
+{
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        size_t hl = echo_read_head(fd, buf, sizeof(buf), &have);
+        if (hl == 0)
+            return;
+        unsigned long clen = 0;
+        const char *cl = strstr(buf, "\r\ncontent-length: ");
+        if (cl && cl < buf + hl)
+            clen = strtoul(cl + 18, NULL, 10);
+        size_t got = have - hl;
+        memmove(buf, buf + hl, got);
+        /* Body bytes beyond the buffer are only counted. */
+        while (got < clen) {
+            char sink[4096];
+            ssize_t n = read(fd, sink, sizeof(sink));
+            if (n <= 0)
+                return;
+            got += (size_t)n;
+        }
+        have = got - clen;
+        memmove(buf, buf + clen, have);
+        char resp[128];
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n%04lu", clen % 10000);
+        if (send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n)
+            return;
+    }
+}
+
+/* A backend in a child process (a process per connection below it), so that only
+   the client side meets the failing allocator. Returns its pid, or -1. */
+static pid_t echo_backend(uint16_t *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (lfd == -1)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(lfd, 64) == -1 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) == -1) {
+        close(lfd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Never outlive the test (a crash there must not leave us holding its pipes),
+           and never run longer than a minute. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        signal(SIGCHLD, SIG_IGN); /* connection processes reap themselves */
+        for (;;) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd == -1)
+                continue;
+            if (fork() == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(lfd);
+                echo_serve(fd);
+                _exit(0);
+            }
+            close(fd);
+        }
+    }
+    close(lfd);
+    return pid;
+}
+
+/* Runs |base| until *count >= want or |ms| pass, allocating nothing itself. */
+static bool run_bare(struct event_base *base, const unsigned *count, unsigned want,
+                     unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    while (*count < want && now_ms() < end) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        if (*count < want)
+            usleep(500);
+    }
+    return *count >= want;
+}
+
+static struct evbuffer *body_of(size_t n)
+{
+    struct evbuffer *b = evbuffer_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t i = 0; i < n; i++)
+        evbuffer_add(b, "b", 1);
+    return b;
+}
+
+/* One POST through a fresh pool while the kth libevent allocation fails (over a
+   pooled connection when |warm|), then a POST with nothing failing. Returns whether
+   the failure happened; *failed counts failed POSTs. */
+static bool oom_round(struct event_base *base, uint16_t port, unsigned k, bool warm,
+                      unsigned *failed)
+{
+    static const unsigned char want[4] = "3000";
+    struct tp_upstream_opts o;
+    opts_for(&o, port);
+    /* A request left waiting shows as a hang here, not as a timeout. */
+    o.connect_timeout_ms = o.first_byte_timeout_ms = o.idle_timeout_ms = 10000;
+    struct tp_upstream_pool *p = pool_for(base, &o);
+    unsigned fin = 0;
+    struct cl w, a, b;
+    cl_init(&w, base, &fin);
+    cl_init(&a, base, &fin);
+    cl_init(&b, base, &fin);
+    w.keep_body = a.keep_body = b.keep_body = false;
+    struct evbuffer *w1 = body_of(3000), *a1 = body_of(1000), *a2 = body_of(2000),
+                    *b1 = body_of(3000);
+    if (warm) {
+        CU_ASSERT_EQUAL(start(p, &w, "POST", "/w", NULL, 0, 3000, true), 0);
+        CU_ASSERT_EQUAL(tp_upstream_send(w.req, w1, true), 0);
+        CU_ASSERT_TRUE(run_bare(base, &fin, 1, 3000));
+        CU_ASSERT_EQUAL(w.ends, 1);
+    }
+    unsigned base_fin = fin;
+    oom_fired = false;
+    oom_countdown = k;
+    int rv = start(p, &a, "POST", "/a", NULL, 0, 3000, true);
+    if (rv == 0 && tp_upstream_send(a.req, a1, false) == 0) {
+        /* The rest once the request has had a chance to go out. */
+        for (int i = 0; i < 20 && a.req && fin == base_fin; i++) {
+            event_base_loop(base, EVLOOP_NONBLOCK);
+            usleep(200);
+        }
+        if (a.req && fin == base_fin)
+            tp_upstream_send(a.req, a2, true);
+    }
+    if (rv == 0)
+        CU_ASSERT_TRUE(run_bare(base, &fin, base_fin + 1, 3000));
+    oom_countdown = 0;
+    bool fired = oom_fired;
+    if (a.errors || rv != 0)
+        ++*failed;
+    else
+        CU_ASSERT_TRUE(a.ends == 1 && a.total == 4 && a.sum == fnv(FNV0, want, 4));
+    unsigned before = fin;
+    CU_ASSERT_EQUAL(start(p, &b, "POST", "/b", NULL, 0, 3000, true), 0);
+    CU_ASSERT_EQUAL(tp_upstream_send(b.req, b1, true), 0);
+    CU_ASSERT_TRUE(run_bare(base, &fin, before + 1, 3000));
+    CU_ASSERT_EQUAL(b.ends, 1);
+    CU_ASSERT_EQUAL(b.status, 200);
+    CU_ASSERT_TRUE(b.total == 4 && b.sum == fnv(FNV0, want, 4));
+    if (a.req)
+        tp_upstream_cancel(a.req);
+    tp_upstream_pool_free(p);
+    evbuffer_free(w1);
+    evbuffer_free(a1);
+    evbuffer_free(a2);
+    evbuffer_free(b1);
+    cl_clear(&w);
+    cl_clear(&a);
+    cl_clear(&b);
+    return fired;
+}
+
+/* A POST whose every libevent allocation in turn fails (the body buffer, connecting,
+   the head and body in two parts, reading, over a new and over a pooled connection):
+   it always ends, on_end or on_error, long before any deadline, and the next POST on
+   the same pool succeeds at once. A connection left mid-exchange and put back into the
+   pool would take that next request's head for the rest of the failed one's body, and
+   never answer it. Before libevent's read watermark was dropped, failing the
+   allocation inside bufferevent_setwatermark crashed here. */
+static void oom_each_allocation(void)
+{
+    uint16_t port = 0;
+    pid_t be = echo_backend(&port);
+    CU_ASSERT_FATAL(be > 0);
+    event_set_mem_functions(oom_malloc, oom_realloc, free);
+    struct event_base *base = event_base_new();
+    for (int warm = 0; warm < 2; warm++) {
+        unsigned k, failed = 0;
+        for (k = 1; k < 1000; k++)
+            if (!oom_round(base, port, k, warm, &failed) || CU_get_number_of_failures() > 0)
+                break;
+        /* The failure met every allocation of the exchange, and some of them ended it. */
+        CU_ASSERT_TRUE(k > 3);
+        CU_ASSERT_TRUE(failed > 0);
+    }
+    event_base_free(base);
+    kill(be, SIGKILL);
+    waitpid(be, NULL, 0);
+}
+
 static int suite_init(void)
 {
     /* Writes to a peer that left must not kill the test binary. */
@@ -2008,7 +2243,8 @@ int test_tp_upstream(void)
         !CU_add_test(s, "backpressure, 4 MiB", backpressure) ||
         !CU_add_test(s, "cancel", cancel_paths) ||
         !CU_add_test(s, "pool freed with live requests", pool_free_with_live_requests) ||
-        !CU_add_test(s, "TLS verification", tls_verify))
+        !CU_add_test(s, "TLS verification", tls_verify) ||
+        !CU_add_test(s, "out of memory at each allocation of a POST", oom_each_allocation))
         return -1;
     return 0;
 }
