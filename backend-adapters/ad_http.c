@@ -567,11 +567,23 @@ static int map_error(int err)
     }
 }
 
+/* Field names from the upstream parser are lowercase: compare by length, then bytes,
+   since these run for every field of every response. */
+static bool is_connection(struct tp_str name)
+{
+    return name.len == 10 && memcmp(name.base, "connection", 10) == 0;
+}
+
+static bool is_content_length(struct tp_str name)
+{
+    return name.len == 14 && memcmp(name.base, "content-length", 14) == 0;
+}
+
 /* Returns true if the Connection field(s) among |h| name |name|. */
 static bool named_by_connection(struct tp_str name, const struct tp_header *h, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!tp_str_eq(h[i].name, "connection"))
+        if (!is_connection(h[i].name))
             continue;
         const char *p = h[i].value.base, *end = p + h[i].value.len;
         while (p < end) {
@@ -660,10 +672,15 @@ static void up_head(void *arg, int status, const struct tp_header *h, size_t n,
             cb.on_error(a, ADAPTER_ERR_NOMEM, false);
         return;
     }
+    /* Only a response with a Connection field can name others to drop: most have none,
+       and then no field is checked against the others. */
+    bool conn = false;
+    for (size_t i = 0; i < n && !conn; i++)
+        conn = is_connection(h[i].name);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (tp_http_hop_by_hop(h[i].name) || tp_str_eq(h[i].name, "content-length") ||
-            named_by_connection(h[i].name, h, n))
+        if (tp_http_hop_by_hop(h[i].name) || is_content_length(h[i].name) ||
+            (conn && named_by_connection(h[i].name, h, n)))
             continue;
         keep[k++] = h[i];
     }
