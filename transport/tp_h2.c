@@ -285,8 +285,8 @@ static bool respond_drops(struct tp_str name)
     }
 }
 
-/* Writes |v| in decimal at the end of |buf| (which holds 20 digits); returns where the
-   digits start. No snprintf: this runs once per response. */
+/* Writes |v| in decimal into the 20 bytes before |end|, right-aligned; returns where
+   the digits start. No snprintf: this runs once per response. */
 static char *u64_digits(uint64_t v, char *end)
 {
     char *p = end;
