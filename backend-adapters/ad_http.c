@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -567,11 +568,30 @@ static int map_error(int err)
     }
 }
 
-/* Returns true if the Connection field(s) among |h| name |name|. */
-static bool named_by_connection(struct tp_str name, const struct tp_header *h, size_t n)
+/* Field names from the upstream parser are lowercase: compare by length, then bytes,
+   since these run for every field of every response. */
+static bool is_connection(struct tp_str name)
 {
+    return name.len == 10 && memcmp(name.base, "connection", 10) == 0;
+}
+
+static bool is_content_length(struct tp_str name)
+{
+    return name.len == 14 && memcmp(name.base, "content-length", 14) == 0;
+}
+
+/* The Connection options a response names beyond keep-alive (itself hop-by-hop, and
+   what nearly every HTTP/1.1 origin sends), collected once per response into |tok|
+   (|cap| entries). Returns how many, or cap + 1 when there are more. Options of 64
+   bytes or more are no field name we pass on and are skipped. */
+#define CONN_TOKENS 8
+
+static size_t connection_tokens(const struct tp_header *h, size_t n, struct tp_str *tok,
+                                size_t cap)
+{
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!tp_str_eq(h[i].name, "connection"))
+        if (!is_connection(h[i].name))
             continue;
         const char *p = h[i].value.base, *end = p + h[i].value.len;
         while (p < end) {
@@ -580,17 +600,44 @@ static bool named_by_connection(struct tp_str name, const struct tp_header *h, s
             const char *t = p;
             while (p < end && *p != ',' && *p != ' ' && *p != '\t')
                 p++;
-            /* |name| is lowercase already; the token may not be. */
-            if (p > t && name.len == (size_t)(p - t)) {
-                char tok[64];
-                size_t tl = (size_t)(p - t);
-                if (tl < sizeof(tok)) {
-                    memcpy(tok, t, tl);
-                    tok[tl] = '\0';
-                    if (tp_str_caseeq(name, tok))
-                        return true;
-                }
-            }
+            size_t tl = (size_t)(p - t);
+            if (tl == 0 || tl >= 64 || (tl == 10 && strncasecmp(t, "keep-alive", 10) == 0))
+                continue;
+            if (k == cap)
+                return cap + 1;
+            tok[k++] = (struct tp_str){t, tl};
+        }
+    }
+    return k;
+}
+
+/* Returns true if one of the |ntok| options in |tok| is |name| (lowercase already; an
+   option may not be). */
+static bool named_by(struct tp_str name, const struct tp_str *tok, size_t ntok)
+{
+    for (size_t i = 0; i < ntok; i++)
+        if (tok[i].len == name.len && strncasecmp(tok[i].base, name.base, name.len) == 0)
+            return true;
+    return false;
+}
+
+/* Returns true if the Connection field(s) among |h| name |name|: the slow path, for a
+   response with more than CONN_TOKENS options. */
+static bool named_by_connection(struct tp_str name, const struct tp_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_connection(h[i].name))
+            continue;
+        const char *p = h[i].value.base, *end = p + h[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            size_t tl = (size_t)(p - t);
+            if (tl > 0 && tl < 64 && tl == name.len && strncasecmp(t, name.base, tl) == 0)
+                return true;
         }
     }
     return false;
@@ -660,10 +707,16 @@ static void up_head(void *arg, int status, const struct tp_header *h, size_t n,
             cb.on_error(a, ADAPTER_ERR_NOMEM, false);
         return;
     }
+    /* The Connection options are read once, not once per field: most responses name
+       none but keep-alive, and then no field is checked against them. */
+    struct tp_str tok[CONN_TOKENS];
+    size_t ntok = connection_tokens(h, n, tok, CONN_TOKENS);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (tp_http_hop_by_hop(h[i].name) || tp_str_eq(h[i].name, "content-length") ||
-            named_by_connection(h[i].name, h, n))
+        struct tp_str name = h[i].name;
+        if (tp_http_hop_by_hop(name) || is_content_length(name))
+            continue;
+        if (ntok > CONN_TOKENS ? named_by_connection(name, h, n) : named_by(name, tok, ntok))
             continue;
         keep[k++] = h[i];
     }

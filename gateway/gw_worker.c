@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "gw_log.h"
 #include "gw_pipeline.h"
@@ -34,16 +34,29 @@ static void adapter_log(void *ctx, enum adapter_log_level level, const char *fmt
     gw_logv((enum gw_log_level)level, fmt, ap);
 }
 
+struct event_base *gw_worker_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return NULL;
+    struct event_base *base = NULL;
+    if (event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) == 0)
+        base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 int gw_worker_init(struct gw_worker *w, unsigned index, const struct gw_runtime *rt,
                    const struct gw_worker_socket *socks, size_t nsocks, char *err,
                    size_t errlen)
 {
     memset(w, 0, sizeof(*w));
     atomic_init(&w->finished, false);
+    w->drain_fd = -1;
     w->index = index;
     w->rt = rt;
     const struct conf_snapshot *snap = rt->snap;
-    w->base = event_base_new();
+    w->base = gw_worker_base_new();
     w->adapters = calloc(rt->nbackends ? rt->nbackends : 1, sizeof(void *));
     if (!w->base || !w->adapters) {
         snprintf(err, errlen, "out of memory");
@@ -103,6 +116,10 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
+    uint64_t n;
+    /* Empty the counter; the event is not persistent, so later asks are never read. */
+    if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+        gw_log(GW_LOG_WARN, "worker=%u drain signal: %s", w->index, strerror(errno));
     /* A reload and then SIGTERM both ask; the first drain's deadline stands. */
     if (w->draining)
         return;
@@ -140,8 +157,14 @@ int gw_worker_start(struct gw_worker *w, void (*on_exit)(void *arg), void *arg)
 {
     w->on_exit = on_exit;
     w->on_exit_arg = arg;
-    w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
-    if (!w->drain_ev)
+    /* The main thread's only way in: its loop is not ours to touch (no locks), so it
+       writes to this eventfd, which our loop watches. Armed before pthread_create, which
+       orders everything built on this thread before the worker's first step. */
+    w->drain_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->drain_fd == -1)
+        return -1;
+    w->drain_ev = event_new(w->base, w->drain_fd, EV_READ, drain_cb, w);
+    if (!w->drain_ev || event_add(w->drain_ev, NULL) != 0)
         return -1;
     /* Signals belong to the main thread: workers block them all. */
     sigset_t all, old;
@@ -157,9 +180,12 @@ int gw_worker_start(struct gw_worker *w, void (*on_exit)(void *arg), void *arg)
 
 void gw_worker_drain(struct gw_worker *w)
 {
-    /* evthread_use_pthreads() makes this safe from another thread. */
-    if (w->drain_ev)
-        event_active(w->drain_ev, EV_TIMEOUT, 1);
+    /* A write to the eventfd is all another thread may do: it never touches |w|'s
+       loop. A worker that has ended ignores it. */
+    uint64_t one = 1;
+    if (w->drain_fd != -1 && write(w->drain_fd, &one, sizeof(one)) == -1)
+        gw_log(GW_LOG_WARN, "worker=%u cannot signal a drain: %s", w->index,
+               strerror(errno));
 }
 
 void gw_worker_join(struct gw_worker *w)
@@ -177,6 +203,8 @@ void gw_worker_join(struct gw_worker *w)
     free(w->adapters);
     if (w->drain_ev)
         event_free(w->drain_ev);
+    if (w->drain_fd != -1)
+        close(w->drain_fd);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
     if (w->drain_check)

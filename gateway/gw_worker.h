@@ -30,7 +30,8 @@ struct gw_worker {
     const struct gw_runtime *rt;
     void **adapters;            /* one instance per rt->backends entry */
     struct tp_h2client *relay;  /* role relay: HTTP/2 to the gateway; NULL otherwise */
-    struct event *drain_ev;     /* activated from the main thread */
+    int drain_fd;               /* eventfd the main thread writes to ask a drain */
+    struct event *drain_ev;     /* reads drain_fd on the worker's loop */
     struct event *drain_deadline;
     struct event *drain_check;
     bool draining;              /* the worker's thread only */
@@ -39,6 +40,12 @@ struct gw_worker {
     void *on_exit_arg;
     atomic_bool finished;       /* the loop has ended: a join will not wait */
 };
+
+/* A new event_base that takes no locks (EVENT_BASE_FLAG_NOLOCK; the daemon never calls
+   evthread_use_pthreads). Its events and buffers must be touched by one thread at a
+   time: another thread wakes it only through a file descriptor it watches. Returns
+   NULL when out of memory; the caller frees it with event_base_free. */
+struct event_base *gw_worker_base_new(void);
 
 /* One listening socket for a worker: |fd| is duplicated (the caller keeps its own),
    |listen| indexes rt->snap->listen (and rt->ssl_ctx). */

@@ -6,19 +6,22 @@
    on the same listening sockets (gw_gen.h), and only then drains the old generation,
    which is freed (runtime and all) once its last worker has ended. A config that fails
    to load changes nothing: the running generation keeps serving. */
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "adapter.h"
 #include "gw_gen.h"
 #include "gw_log.h"
 #include "gw_runtime.h"
+#include "gw_worker.h"
 
 static void usage(FILE *f)
 {
@@ -35,7 +38,8 @@ struct main_state {
                              terminating */
     size_t ngens, cap;
     unsigned next_id;
-    struct event *reap_ev; /* activated by workers as they end */
+    int reap_fd;           /* eventfd workers write to as they end */
+    struct event *reap_ev; /* reads reap_fd on the main loop */
     bool terminating;
     int status;
 };
@@ -61,11 +65,15 @@ static int push_gen(struct main_state *st, struct gw_gen *g)
     return 0;
 }
 
-/* Runs on a worker's thread as it ends: wake the main loop to join it. */
+/* Runs on a worker's thread as it ends: wake the main loop to join it. The main loop
+   takes no locks, so the worker only writes to the eventfd that loop watches; reap_fd
+   is set before any worker starts and closed after every worker is joined. */
 static void on_worker_exit(void *arg)
 {
-    struct main_state *st = arg;
-    event_active(st->reap_ev, EV_TIMEOUT, 1);
+    const struct main_state *st = arg;
+    uint64_t one = 1;
+    if (write(st->reap_fd, &one, sizeof(one)) == -1)
+        gw_log(GW_LOG_ERROR, "cannot wake the main loop: %s", strerror(errno));
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -98,6 +106,16 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (st->ngens == 0)
         event_base_loopexit(st->base, NULL);
+}
+
+static void reap_signal_cb(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t n;
+    /* One read empties the counter however many workers ended; reap_cb looks at every
+       generation, not at how many wrote. */
+    if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+        gw_log(GW_LOG_WARN, "worker exit signal: %s", strerror(errno));
+    reap_cb(fd, what, arg);
 }
 
 static void on_term(struct main_state *st, int sig)
@@ -235,20 +253,21 @@ int main(int argc, char **argv)
         gw_runtime_free(rt);
         return 1;
     }
-    /* Before any event_base: workers and the main loop activate each other's events. */
-    if (evthread_use_pthreads() != 0) {
-        fprintf(stderr, "cannot enable libevent threads\n");
-        gw_runtime_free(rt);
-        return 1;
-    }
-    struct main_state st = {.conf = conf, .next_id = 1};
+    /* No evthread_use_pthreads(): every loop is touched by its own thread only, and the
+       main thread and the workers wake each other through eventfds (gw_worker_drain,
+       on_worker_exit), so libevent takes no locks. */
+    struct main_state st = {.conf = conf, .next_id = 1, .reap_fd = -1};
     struct event *sigs[NSIGNALS] = {0};
     struct gw_gen *g = NULL;
     unsigned nworkers = rt->workers;
-    st.base = event_base_new();
-    if (!st.base || gw_sockets_new(&st.pool) != 0 ||
-        !(st.reap_ev = event_new(st.base, -1, 0, reap_cb, &st))) {
-        fprintf(stderr, "out of memory\n");
+    st.base = gw_worker_base_new();
+    st.reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!st.base || st.reap_fd == -1 || gw_sockets_new(&st.pool) != 0 ||
+        !(st.reap_ev = event_new(st.base, st.reap_fd, EV_READ | EV_PERSIST, reap_signal_cb,
+                                 &st)) ||
+        event_add(st.reap_ev, NULL) != 0) {
+        fprintf(stderr, "cannot set up the main loop: %s\n",
+                st.reap_fd == -1 ? strerror(errno) : "out of memory");
         gw_runtime_free(rt);
         st.status = 1;
         goto out;
@@ -294,6 +313,8 @@ out:
             event_free(sigs[i]);
     if (st.reap_ev)
         event_free(st.reap_ev);
+    if (st.reap_fd != -1)
+        close(st.reap_fd);
     if (st.base)
         event_base_free(st.base);
     gw_log(GW_LOG_INFO, "exit");

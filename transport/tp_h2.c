@@ -273,6 +273,37 @@ static bool status_has_body(int status)
     return !(status / 100 == 1 || status == 204 || status == 304);
 }
 
+/* Fields h2_respond writes itself, or that HTTP/2 forbids: by length first, since this
+   runs for every field of every response (names are lowercase by now). */
+static bool respond_drops(struct tp_str name)
+{
+    if (name.len == 0)
+        return false;
+    if (name.base[0] == ':')
+        return true;
+    switch (name.len) {
+    case 4: return memcmp(name.base, "date", 4) == 0;
+    case 6: return memcmp(name.base, "server", 6) == 0;
+    case 14:
+        return memcmp(name.base, "content-length", 14) == 0 || tp_http_hop_by_hop(name);
+    default: return tp_http_hop_by_hop(name);
+    }
+}
+
+/* Writes |v| in decimal into the 20 bytes before |end|, right-aligned; returns where
+   the digits start. No snprintf: this runs once per response. */
+static char *u64_digits(uint64_t v, char *end)
+{
+    char *p = end;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return p;
+}
+
+/* The header block of most responses fits here, saving an allocation per response. */
+#define RESPOND_NV_STACK 24
+
 static int h2_respond(struct tp_req *req, int status, const struct tp_header *hs, size_t n,
                       int64_t content_length, bool end)
 {
@@ -281,11 +312,16 @@ static int h2_respond(struct tp_req *req, int status, const struct tp_header *hs
     struct tp_conn *c = h2->c;
     if (s->responded || status < 200 || status > 999)
         return TP_ERR_STATE;
-    nghttp2_nv *nva = calloc(n + 4, sizeof(*nva));
-    if (!nva)
-        return TP_ERR_NOMEM;
-    char st[4], cl[24];
-    snprintf(st, sizeof(st), "%03d", status);
+    nghttp2_nv stack_nva[RESPOND_NV_STACK];
+    nghttp2_nv *nva = stack_nva;
+    if (n > RESPOND_NV_STACK - 4) {
+        nva = n < SIZE_MAX / sizeof(*nva) - 4 ? calloc(n + 4, sizeof(*nva)) : NULL;
+        if (!nva)
+            return TP_ERR_NOMEM;
+    }
+    char st[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                  (char)('0' + status % 10)};
+    char cl[20];
     size_t k = 0;
 #define NV(N, NL, V, VL) nva[k++] = (nghttp2_nv){(uint8_t *)(N), (uint8_t *)(V), NL, VL, 0}
     NV(":status", 7, st, 3);
@@ -295,15 +331,13 @@ static int h2_respond(struct tp_req *req, int status, const struct tp_header *hs
     NV("date", 4, tp_server_date(c->server), TP_HTTP_DATE_LEN);
     for (size_t i = 0; i < n; i++) {
         struct tp_str name = hs[i].name;
-        if (tp_http_hop_by_hop(name) || tp_str_eq(name, "content-length") ||
-            tp_str_eq(name, "date") || tp_str_eq(name, "server") ||
-            (name.len && name.base[0] == ':'))
+        if (respond_drops(name))
             continue;
         NV(name.base, name.len, hs[i].value.base, hs[i].value.len);
     }
     if (content_length >= 0 && (status_has_body(status) || status == 304)) {
-        int m = snprintf(cl, sizeof(cl), "%lld", (long long)content_length);
-        NV("content-length", 14, cl, (size_t)m);
+        char *d = u64_digits((uint64_t)content_length, cl + sizeof(cl));
+        NV("content-length", 14, d, (size_t)(cl + sizeof(cl) - d));
     }
 #undef NV
     s->responded = true;
@@ -313,7 +347,8 @@ static int h2_respond(struct tp_req *req, int status, const struct tp_header *hs
         s->ended = true;
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
     int rv = nghttp2_submit_response(h2->session, s->id, nva, k, s->head_only ? NULL : &prd);
-    free(nva);
+    if (nva != stack_nva)
+        free(nva);
     if (rv != 0)
         return TP_ERR_STATE;
     schedule(h2);

@@ -593,6 +593,50 @@ static void end_to_end(void)
     event_base_free(base);
 }
 
+/* Fields a response's Connection options name are dropped: options in any case, over
+   several Connection fields, and past the eight the adapter collects up front. */
+static void connection_options(void)
+{
+    struct event_base *base = event_base_new();
+    struct mini m;
+    mini_start(&m, base);
+    m.canned = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive, X-A\r\n"
+               "X-A: 1\r\nX-B: 2\r\nX-C: 3\r\nconnection: x-B\r\n\r\nok";
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", m.port);
+    const struct adapter_kv items[] = {{"url", url, 1}};
+    void *cfg = NULL;
+    void *inst = make(base, items, 1, &cfg);
+    unsigned fin = 0;
+    void *hd = NULL;
+
+    struct ac a;
+    ac_init(&a, &fin);
+    struct adapter_request r = get_req("GET", "/a");
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &a, &hd), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 1, 3000));
+    CU_ASSERT_EQUAL(a.ends, 1);
+    CU_ASSERT_STRING_EQUAL(a.hdrs, "x-c: 3\n");
+
+    m.canned = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+               "Connection: o1, o2, o3, o4, o5, o6, o7, o8, X-Late\r\n"
+               "X-Late: 1\r\nX-Stay: 2\r\nO3: 3\r\n\r\nok";
+    struct ac b;
+    ac_init(&b, &fin);
+    r = get_req("GET", "/b");
+    CU_ASSERT_EQUAL(ad_http_ops.handle(inst, &r, &ac_cb, &b, &hd), 0);
+    CU_ASSERT_TRUE(run_count(base, &fin, 2, 3000));
+    CU_ASSERT_EQUAL(b.ends, 1);
+    CU_ASSERT_STRING_EQUAL(b.hdrs, "x-stay: 2\n");
+
+    ad_http_ops.destroy(inst);
+    ad_http_ops.config_free(cfg);
+    evbuffer_free(a.body);
+    evbuffer_free(b.body);
+    mini_stop(&m);
+    event_base_free(base);
+}
+
 static void errors_and_health(void)
 {
     struct event_base *base = event_base_new();
@@ -830,6 +874,8 @@ int test_ad_http(void)
         !CU_add_test(s, "config: refusals with line numbers", config_errors) ||
         !CU_add_test(s, "registry", registry) ||
         !CU_add_test(s, "end to end", end_to_end) ||
+        !CU_add_test(s, "Connection options drop the fields they name",
+                     connection_options) ||
         !CU_add_test(s, "errors and health", errors_and_health) ||
         !CU_add_test(s, "circuit breaker and queue limit", breaker_and_queue))
         return -1;

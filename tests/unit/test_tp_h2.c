@@ -23,6 +23,7 @@ struct srv_req {
     size_t body;
     size_t left; /* /big: bytes still to write */
     uint8_t next;
+    size_t fields; /* /fields/N: answer 203 with N x-f fields among forbidden ones */
 };
 
 static unsigned aborts;
@@ -67,7 +68,34 @@ static void srv_body(struct tp_req *req, struct evbuffer *data, bool end)
     char out[128];
     int len = snprintf(out, sizeof(out), "%.*s body=%zu", (int)req->path.len, req->path.base,
                        r->body);
-    tp_req_respond(req, 200, NULL, 0, len, false);
+    if (r->fields) {
+        /* Fields the server writes itself or HTTP/2 forbids, around N that pass. */
+        static const struct tp_header drop[] = {
+            {TP_STR_LIT("connection"), TP_STR_LIT("x-f0")},
+            {TP_STR_LIT("content-length"), TP_STR_LIT("99")},
+            {TP_STR_LIT("date"), TP_STR_LIT("yesterday")},
+            {TP_STR_LIT("server"), TP_STR_LIT("leak")},
+            {TP_STR_LIT(":path"), TP_STR_LIT("/x")},
+            {TP_STR_LIT(":ab"), TP_STR_LIT("x")},
+            {TP_STR_LIT("http2-settings"), TP_STR_LIT("x")},
+            {TP_STR_LIT("transfer-encoding"), TP_STR_LIT("chunked")},
+            {TP_STR_LIT("te"), TP_STR_LIT("trailers")},
+        };
+        size_t nd = sizeof(drop) / sizeof(drop[0]), nh = r->fields + nd;
+        struct tp_header *h = calloc(nh, sizeof(*h));
+        char(*names)[16] = calloc(r->fields, sizeof(*names));
+        for (size_t i = 0; i < nd; i++)
+            h[i] = drop[i];
+        for (size_t i = 0; i < r->fields; i++) {
+            int nl = snprintf(names[i], sizeof(names[i]), "x-f%zu", i);
+            h[nd + i] = (struct tp_header){{names[i], (size_t)nl}, TP_STR_LIT("v")};
+        }
+        tp_req_respond(req, 203, h, nh, len, false);
+        free(names);
+        free(h);
+    } else {
+        tp_req_respond(req, 200, NULL, 0, len, false);
+    }
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, out, (size_t)len);
     tp_req_write(req, b);
@@ -101,6 +129,12 @@ static void on_request(void *arg, struct tp_req *req)
         num[req->path.len - 5] = '\0';
         r->left = strtoul(num, NULL, 10);
     }
+    if (req->path.len > 8 && req->path.len - 8 < sizeof(num) &&
+        memcmp(req->path.base, "/fields/", 8) == 0) {
+        memcpy(num, req->path.base + 8, req->path.len - 8);
+        num[req->path.len - 8] = '\0';
+        r->fields = strtoul(num, NULL, 10);
+    }
     tp_req_set_handler(req, &srv_handler, r);
 }
 
@@ -116,6 +150,8 @@ struct cstream {
     uint32_t error;
     char body[256];
     bool has_date, has_server;
+    unsigned xf, dates, others; /* x-f* fields; date fields; any other but :status */
+    char clen[24];              /* the content-length value */
     const uint8_t *upload;
     size_t upload_len, upload_off;
     unsigned data_frames, unaligned_frames; /* DATA frames; those not a multiple of 256 */
@@ -149,6 +185,14 @@ static int c_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t
         cs->has_date = true;
     if (nl == 6 && memcmp(name, "server", 6) == 0)
         cs->has_server = true;
+    if (nl == 4 && memcmp(name, "date", 4) == 0)
+        cs->dates++;
+    else if (nl > 3 && memcmp(name, "x-f", 3) == 0)
+        cs->xf++;
+    else if (nl == 14 && memcmp(name, "content-length", 14) == 0 && vl < sizeof(cs->clen))
+        memcpy(cs->clen, value, vl);
+    else if (!(nl == 7 && memcmp(name, ":status", 7) == 0))
+        cs->others++;
     return 0;
 }
 
@@ -325,6 +369,30 @@ static void get_and_post(void)
     CU_ASSERT_EQUAL(st[1].status, 200);
     CU_ASSERT_STRING_EQUAL(st[1].body, "/upload body=300000");
     CU_ASSERT_EQUAL(aborts, 0);
+}
+
+/* A response's fields: the status digits, Content-Length written by the server, the
+   fields it writes itself or HTTP/2 forbids dropped, and every other field kept, with
+   few fields and with more than fit the response's stack array. */
+static void response_fields(void)
+{
+    const char *paths[] = {"/fields/3", "/fields/40"};
+    struct cstream st[2] = {0};
+    run(paths, 2, st, NULL, 0, NULL);
+    for (size_t i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(st[i].status, 203);
+        CU_ASSERT_TRUE(st[i].closed);
+        CU_ASSERT_EQUAL(st[i].error, 0);
+        CU_ASSERT_EQUAL(st[i].dates, 1);
+        CU_ASSERT_FALSE(st[i].has_server);
+        CU_ASSERT_EQUAL(st[i].others, 0);
+    }
+    CU_ASSERT_EQUAL(st[0].xf, 3);
+    CU_ASSERT_STRING_EQUAL(st[0].body, "/fields/3 body=0");
+    CU_ASSERT_STRING_EQUAL(st[0].clen, "16");
+    CU_ASSERT_EQUAL(st[1].xf, 40);
+    CU_ASSERT_STRING_EQUAL(st[1].body, "/fields/40 body=0");
+    CU_ASSERT_STRING_EQUAL(st[1].clen, "17");
 }
 
 static void big_download_with_backpressure(void)
@@ -693,6 +761,8 @@ int test_tp_h2(void)
     CU_pSuite s = CU_add_suite("tp_h2", NULL, NULL);
     if (!s || !CU_add_test(s, "GET and flow-controlled POST", get_and_post) ||
         !CU_add_test(s, "big downloads with backpressure", big_download_with_backpressure) ||
+        !CU_add_test(s, "response fields: status, content-length, dropped and kept",
+                     response_fields) ||
         !CU_add_test(s, "oversized header list gets 431", oversized_headers) ||
         !CU_add_test(s, "300 streams on one connection", many_streams) ||
         !CU_add_test(s, "DATA frames padded to a block", data_padding) ||
