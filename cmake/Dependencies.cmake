@@ -2,7 +2,7 @@
 # libhttp-parser which ships no .pc file, find_path/find_library).
 find_package(PkgConfig REQUIRED)
 find_package(OpenSSL 3.0 REQUIRED)
-pkg_check_modules(LIBEVENT REQUIRED IMPORTED_TARGET libevent_core>=2.1 libevent_openssl>=2.1 libevent_pthreads>=2.1)
+pkg_check_modules(LIBEVENT REQUIRED IMPORTED_TARGET libevent_core>=2.1 libevent_openssl>=2.1)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2>=1.52)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium>=1.0.18)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
