@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,13 @@
    copies of the private keys (32 bytes each) and whatever OpenSSL puts there for TLS
    (ephemeral keys, private bignums): 1 MiB of locked memory leaves ample room. */
 #define OSSL_ARENA ((size_t)1 << 20)
+
+static atomic_bool setup_closed;
+
+void gw_keystore_setup_closed(void)
+{
+    atomic_store(&setup_closed, true);
+}
 
 struct gw_keystore {
     size_t count;
@@ -501,8 +509,11 @@ int gw_keystore_load(const char *dir, struct gw_keystore **out, char *err, size_
     }
     /* The first load happens at start-up, before the workers: the one moment the
        process-wide secure heap may be created. If it cannot be locked, decapsulation
-       stays on libsodium, reading the keys straight from this store. */
-    (void)tp_hpke_x25519_openssl(OSSL_ARENA);
+       stays on libsodium, reading the keys straight from this store. Once workers run
+       (gw_keystore_setup_closed), a load (a reload that turns sealed requests on)
+       never creates it: libsodium serves that process until a restart. */
+    if (!atomic_load(&setup_closed))
+        (void)tp_hpke_x25519_openssl(OSSL_ARENA);
     ks = calloc(1, sizeof(*ks));
     if (!ks) {
         seterr(err, errlen, "%s: out of memory", dir);

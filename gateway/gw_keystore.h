@@ -54,6 +54,10 @@ int gw_keystore_load(const char *dir, struct gw_keystore **out, char *err, size_
 /* Wipes and frees. Accepts NULL. */
 void gw_keystore_free(struct gw_keystore *ks);
 
+/* Called once workers run: later loads (reloads) never create OpenSSL's secure heap,
+   which must not appear under threads already using OpenSSL. */
+void gw_keystore_setup_closed(void);
+
 /* Number of keys (at least 1 in a loaded store). */
 size_t gw_keystore_count(const struct gw_keystore *ks);
 

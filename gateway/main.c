@@ -19,6 +19,7 @@
 
 #include "adapter.h"
 #include "gw_gen.h"
+#include "gw_keystore.h"
 #include "gw_log.h"
 #include "gw_runtime.h"
 #include "gw_worker.h"
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
         st.status = 1;
         goto out;
     }
+    gw_keystore_setup_closed();
     if (gw_gen_start(g, on_worker_exit, &st) != 0) {
         fprintf(stderr, "cannot start worker threads\n");
         st.status = 1;
