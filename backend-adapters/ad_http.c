@@ -301,6 +301,25 @@ static int bad_value(const struct adapter_config *conf, const struct adapter_kv 
                                 kv->value, kv->key, conf->backend_name, want);
 }
 
+/* A count key in lo..hi; the message names the range ("0 (off)" when |off|). */
+static int count_key(const struct adapter_config *conf, const struct adapter_kv *kv,
+                     unsigned lo, unsigned hi, bool off, unsigned *out)
+{
+    if (parse_uint(kv->value, lo, hi, out) == 0)
+        return 0;
+    char want[64];
+    snprintf(want, sizeof(want), "a count from %u%s to %u", lo, off ? " (off)" : "", hi);
+    return bad_value(conf, kv, want);
+}
+
+static int duration_key(const struct adapter_config *conf, const struct adapter_kv *kv,
+                        unsigned *out)
+{
+    return parse_duration(kv->value, out) == 0
+               ? 0
+               : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
+}
+
 static int set_key(const struct adapter_config *conf, const struct adapter_kv *kv,
                    enum key_id id, struct ad_http_config *cfg)
 {
@@ -336,42 +355,26 @@ static int set_key(const struct adapter_config *conf, const struct adapter_kv *k
         lower(cfg->sni);
         return 0;
     case K_POOL_SIZE:
-        return parse_uint(v, 0, MAX_CONNECTIONS, &cfg->pool_size) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a count from 0 to 65535");
+        return count_key(conf, kv, 0, MAX_CONNECTIONS, false, &cfg->pool_size);
     case K_MAX_CONNECTIONS:
-        return parse_uint(v, 1, MAX_CONNECTIONS, &cfg->max_connections) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a count from 1 to 65535");
+        return count_key(conf, kv, 1, MAX_CONNECTIONS, false, &cfg->max_connections);
     case K_CONNECT_TIMEOUT:
-        return parse_duration(v, &cfg->connect_timeout_ms) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
+        return duration_key(conf, kv, &cfg->connect_timeout_ms);
     case K_FIRST_BYTE_TIMEOUT:
-        return parse_duration(v, &cfg->first_byte_timeout_ms) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
+        return duration_key(conf, kv, &cfg->first_byte_timeout_ms);
     case K_IDLE_TIMEOUT:
-        return parse_duration(v, &cfg->idle_timeout_ms) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
+        return duration_key(conf, kv, &cfg->idle_timeout_ms);
     case K_MAX_RESPONSE:
         if (parse_size(v, &size) < 0)
             return bad_value(conf, kv, "a size such as 0 (unlimited), 64k or 1m");
         cfg->max_response = size == 0 ? -1 : (int64_t)size;
         return 0;
     case K_MAX_QUEUE:
-        return parse_uint(v, 0, TP_UPSTREAM_QUEUE_MAX, &cfg->max_queue) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a count from 0 to 1024");
+        return count_key(conf, kv, 0, TP_UPSTREAM_QUEUE_MAX, false, &cfg->max_queue);
     case K_BREAKER_FAILURES:
-        return parse_uint(v, 0, MAX_BREAKER_FAILURES, &cfg->breaker_failures) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a count from 0 (off) to 1000");
+        return count_key(conf, kv, 0, MAX_BREAKER_FAILURES, true, &cfg->breaker_failures);
     case K_BREAKER_COOLDOWN:
-        return parse_duration(v, &cfg->breaker_cooldown_ms) == 0
-                   ? 0
-                   : bad_value(conf, kv, "a duration such as 500ms, 5s or 1m, up to 1h");
+        return duration_key(conf, kv, &cfg->breaker_cooldown_ms);
     case K_HOST_HEADER: /* applied by config_parse after the url */
     case K_COUNT:
     default:
