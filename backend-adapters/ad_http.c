@@ -589,26 +589,46 @@ static bool is_content_length(struct tp_str name)
    bytes or more are no field name we pass on and are skipped. */
 #define CONN_TOKENS 8
 
+/* The next option of a Connection field value at *p (before |end|), skipping spaces,
+   tabs and commas; false when none is left. Options of 64 bytes or more are skipped. */
+static bool next_option(const char **p, const char *end, struct tp_str *opt)
+{
+    while (*p < end) {
+        while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+            (*p)++;
+        const char *t = *p;
+        while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
+            (*p)++;
+        size_t tl = (size_t)(*p - t);
+        if (tl > 0 && tl < 64) {
+            *opt = (struct tp_str){t, tl};
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool option_is(struct tp_str opt, struct tp_str name)
+{
+    return opt.len == name.len && strncasecmp(opt.base, name.base, name.len) == 0;
+}
+
 static size_t connection_tokens(const struct tp_header *h, size_t n, struct tp_str *tok,
                                 size_t cap)
 {
+    const struct tp_str keep_alive = TP_STR_LIT("keep-alive");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!is_connection(h[i].name))
             continue;
         const char *p = h[i].value.base, *end = p + h[i].value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            size_t tl = (size_t)(p - t);
-            if (tl == 0 || tl >= 64 || (tl == 10 && strncasecmp(t, "keep-alive", 10) == 0))
+        struct tp_str opt;
+        while (next_option(&p, end, &opt)) {
+            if (option_is(opt, keep_alive))
                 continue;
             if (k == cap)
                 return cap + 1;
-            tok[k++] = (struct tp_str){t, tl};
+            tok[k++] = opt;
         }
     }
     return k;
@@ -619,7 +639,7 @@ static size_t connection_tokens(const struct tp_header *h, size_t n, struct tp_s
 static bool named_by(struct tp_str name, const struct tp_str *tok, size_t ntok)
 {
     for (size_t i = 0; i < ntok; i++)
-        if (tok[i].len == name.len && strncasecmp(tok[i].base, name.base, name.len) == 0)
+        if (option_is(tok[i], name))
             return true;
     return false;
 }
@@ -632,16 +652,10 @@ static bool named_by_connection(struct tp_str name, const struct tp_header *h, s
         if (!is_connection(h[i].name))
             continue;
         const char *p = h[i].value.base, *end = p + h[i].value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            size_t tl = (size_t)(p - t);
-            if (tl > 0 && tl < 64 && tl == name.len && strncasecmp(t, name.base, tl) == 0)
+        struct tp_str opt;
+        while (next_option(&p, end, &opt))
+            if (option_is(opt, name))
                 return true;
-        }
     }
     return false;
 }
