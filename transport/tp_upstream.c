@@ -37,6 +37,7 @@
 #define PROCESS_ROUNDS 64     /* parse/deliver rounds per callback (CPU bound) */
 #define READ_HIGH_WATER 65536 /* socket bytes read ahead of the parser (see
                                  conn_watch_input) */
+#define READ_SIZE 32768       /* one cleartext read, unless a body needs more */
 #define RECS_MAX 256          /* request-body accounting records per connection */
 
 /* ------------------------------------------------------------------------------------ */
@@ -442,6 +443,7 @@ struct conn {
     struct evbuffer_cb_entry *outcb;
     struct event *timer;
     struct event *work; /* deferred input processing and deferred errors */
+    struct event *rev;  /* cleartext: our own read event (see conn_sock_readcb) */
     enum conn_state state;
     size_t addr_idx; /* address being tried or in use */
     size_t tries;    /* addresses tried for this connect */
@@ -521,6 +523,8 @@ static void pool_kick_cb(evutil_socket_t fd, short what, void *arg);
 static bool conn_process(struct conn *c);
 static void conn_fail(struct conn *c, int err, const char *reason);
 static void conn_defer_error(struct conn *c, int err);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+static void conn_sock_readcb(evutil_socket_t fd, short what, void *arg);
 
 static struct timeval ms_tv(unsigned ms)
 {
@@ -898,8 +902,27 @@ static void conn_detach(struct conn *c)
     }
 }
 
+/* Reading on or off: our own read event on a cleartext connection, the
+   bufferevent's on a TLS one. Returns 0, or -1 when the event could not be added. */
+static int conn_set_reading(struct conn *c, bool on)
+{
+    if (c->rev)
+        return on ? event_add(c->rev, NULL) : event_del(c->rev);
+    return on ? bufferevent_enable(c->bev, EV_READ) : bufferevent_disable(c->bev, EV_READ);
+}
+
+static bool conn_reading(const struct conn *c)
+{
+    if (c->rev)
+        return event_pending(c->rev, EV_READ, NULL) != 0;
+    return (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+}
+
 static void conn_drop_bev(struct conn *c)
 {
+    if (c->rev)
+        event_free(c->rev);
+    c->rev = NULL;
     if (!c->bev)
         return;
     if (c->outcb)
@@ -963,8 +986,8 @@ static void conn_watch_input(struct conn *c)
         return;
     c->input_full = full;
     if (full)
-        bufferevent_disable(c->bev, EV_READ);
-    else if (!c->paused && !c->peer_gone && bufferevent_enable(c->bev, EV_READ) != 0)
+        conn_set_reading(c, false);
+    else if (!c->paused && !c->peer_gone && conn_set_reading(c, true) != 0)
         conn_defer_error(c, TP_ERR_NOMEM);
 }
 
@@ -1107,11 +1130,12 @@ static void conn_attach(struct conn *c, struct tp_upstream_req *r)
     c->peer_gone = c->peer_error = false;
     rec_reset(c);
     if (c->state == C_IDLE) {
-        /* Idle connections keep both enabled; enabling again would arm the write
-           event with nothing to write (an epoll_ctl, a wake-up, another epoll_ctl). */
-        short both = EV_READ | EV_WRITE;
-        if ((bufferevent_get_enabled(c->bev) & both) != both &&
-            bufferevent_enable(c->bev, both) != 0) {
+        /* Idle connections keep reading and writing enabled; enabling writing again
+           would arm the write event with nothing to write (an epoll_ctl, a wake-up,
+           another epoll_ctl). */
+        if ((!(bufferevent_get_enabled(c->bev) & EV_WRITE) &&
+             bufferevent_enable(c->bev, EV_WRITE) != 0) ||
+            (!conn_reading(c) && conn_set_reading(c, true) != 0)) {
             conn_defer_error(c, TP_ERR_NOMEM);
             return;
         }
@@ -1129,9 +1153,9 @@ static bool conn_alive(struct conn *c)
 {
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         return false;
-    /* libevent disables reading when it reads EOF or an error on a cleartext socket,
-       before our deferred event callback has run. */
-    if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+    /* Reading stops when EOF or an error is read (by libevent on a TLS connection,
+       before our deferred event callback has run). */
+    if (!conn_reading(c))
         return false;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     if (fd == -1)
@@ -1162,7 +1186,7 @@ static void conn_release(struct conn *c)
     }
     /* Keep reading while idle, to notice the peer's close or stray bytes at once; an
        idle connection that cannot read could not tell a close from silence. */
-    if (bufferevent_enable(c->bev, EV_READ) != 0) {
+    if (conn_set_reading(c, true) != 0) {
         conn_close(c, "out of memory");
         return;
     }
@@ -1212,46 +1236,6 @@ static void conn_fail(struct conn *c, int err, const char *reason)
     req_finish_error(r, err);
 }
 
-/* libevent 2.1 reads a socket 4 KiB at a time, with a FIONREAD ioctl before each
-   read: a 16 KiB body took five of each. When the head says how many body bytes are
-   still missing, read them here in one recv (never past the response, never past the
-   read high-water mark). Cleartext only; EOF and errors are left to the bufferevent,
-   which sees them on its next read. Returns true if bytes were added to the input. */
-static bool conn_read_rest(struct conn *c)
-{
-    const struct tp_upstream_resp *resp = &c->resp;
-    if (c->pool->ssl_ctx || c->paused || c->peer_gone || !resp->head_done || resp->done ||
-        resp->no_body || resp->content_length < 0)
-        return false;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t inlen = evbuffer_get_length(in);
-    uint64_t have = (uint64_t)resp->body_len + inlen;
-    if (have >= (uint64_t)resp->content_length || inlen >= READ_HIGH_WATER)
-        return false;
-    uint64_t missing = (uint64_t)resp->content_length - have;
-    size_t want = READ_HIGH_WATER - inlen;
-    if (missing < want)
-        want = (size_t)missing;
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    struct evbuffer_iovec v;
-    if (fd == -1)
-        return false;
-    /* The bufferevent keeps its input's end frozen outside its own reads. */
-    evbuffer_unfreeze(in, 0);
-    bool added = false;
-    if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) == 1 && v.iov_len >= want) {
-        ssize_t n = recv(fd, v.iov_base, want, MSG_DONTWAIT);
-        if (n > 0) {
-            v.iov_len = (size_t)n;
-            added = evbuffer_commit_space(in, &v, 1) == 0;
-        } else {
-            errno = 0;
-        }
-    }
-    evbuffer_freeze(in, 0);
-    return added;
-}
-
 static void conn_readcb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -1264,9 +1248,73 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     conn_arm_timer(c);
     if (!conn_process(c))
         return;
-    if (conn_read_rest(c) && !conn_process(c))
-        return;
     conn_watch_input(c);
+}
+
+/* Reads a cleartext connection (the bufferevent reads TLS ones). libevent 2.1 asks
+   FIONREAD before every read and reads at most 4 KiB: two system calls per read where
+   one does, five of each for a 16 KiB body. Here one readv takes up to READ_SIZE, or
+   the whole rest of a body whose length the head gave, never past the read high-water
+   mark. EOF and errors reach conn_eventcb as the bufferevent reports them. */
+static void conn_sock_readcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)what;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t inlen = evbuffer_get_length(in);
+    if (inlen >= READ_HIGH_WATER)
+        return;
+    size_t want = READ_SIZE;
+    const struct tp_upstream_resp *resp = &c->resp;
+    if (resp->head_done && !resp->done && !resp->no_body && resp->content_length >= 0) {
+        uint64_t have = (uint64_t)resp->body_len + inlen;
+        if (have < (uint64_t)resp->content_length &&
+            (uint64_t)resp->content_length - have > want)
+            want = (size_t)((uint64_t)resp->content_length - have);
+    }
+    if (want > READ_HIGH_WATER - inlen)
+        want = READ_HIGH_WATER - inlen;
+    /* The bufferevent keeps its input's end frozen outside its own reads. */
+    evbuffer_unfreeze(in, 0);
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (nv < 1) {
+        evbuffer_freeze(in, 0);
+        conn_defer_error(c, TP_ERR_NOMEM);
+        return;
+    }
+    struct iovec iov[2];
+    size_t room = want;
+    for (int i = 0; i < nv; i++) {
+        size_t n = v[i].iov_len < room ? v[i].iov_len : room;
+        iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = n};
+        room -= n;
+    }
+    ssize_t n = readv(fd, iov, nv);
+    int rv = 0;
+    if (n > 0) {
+        size_t left = (size_t)n;
+        int used = 0;
+        for (; used < nv && left > 0; used++) {
+            v[used].iov_len = left < iov[used].iov_len ? left : iov[used].iov_len;
+            left -= v[used].iov_len;
+        }
+        rv = evbuffer_commit_space(in, v, used);
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0) {
+        if (rv != 0)
+            conn_defer_error(c, TP_ERR_NOMEM);
+        else
+            conn_readcb(c->bev, c);
+        return;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        errno = 0;
+        return;
+    }
+    conn_set_reading(c, false);
+    conn_eventcb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
 }
 
 static void conn_writecb(struct bufferevent *bev, void *arg)
@@ -1317,7 +1365,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
         if (fd != -1 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
             errno = 0;
         if (c->req) {
-            if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0) {
+            if (!pool->ssl_ctx && fd != -1)
+                c->rev = event_new(pool->base, fd, EV_READ | EV_PERSIST, conn_sock_readcb, c);
+            if ((!pool->ssl_ctx && !c->rev) || bufferevent_enable(bev, EV_WRITE) != 0 ||
+                conn_set_reading(c, true) != 0) {
                 conn_defer_error(c, TP_ERR_NOMEM);
                 return;
             }
@@ -1458,7 +1509,7 @@ static bool conn_process(struct conn *c)
                 progress = true;
             if (!more) {
                 c->paused = true;
-                bufferevent_disable(c->bev, EV_READ);
+                conn_set_reading(c, false);
                 conn_arm_timer(c);
             }
         }
@@ -1932,7 +1983,7 @@ void tp_upstream_resume(struct tp_upstream_req *req)
     if (!c->paused)
         return;
     c->paused = false;
-    if (!c->peer_gone && !c->input_full && bufferevent_enable(c->bev, EV_READ) != 0) {
+    if (!c->peer_gone && !c->input_full && conn_set_reading(c, true) != 0) {
         conn_defer_error(c, TP_ERR_NOMEM);
         return;
     }
