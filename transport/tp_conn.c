@@ -1,6 +1,7 @@
 /* One client connection: accept, TLS handshake or cleartext sniffing, protocol
    dispatch, the connection's deadline, and the single teardown function. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -21,6 +23,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /* How long a closing connection lingers for the client's own close. */
 #define LINGER_MS 2000
 #define H2_PREFACE_LEN 24
+#define TLS_RECORD_MAX 16384 /* plaintext bytes of one TLS record */
 
 uint64_t tp_conn_now_ms(struct tp_conn *c)
 {
@@ -240,9 +243,47 @@ static int sniff(struct tp_conn *c)
     return start_proto(c, TP_PROTO_H2) == 0 ? 1 : -1;
 }
 
+/* TLS connections read ahead (tp_tls.c): OpenSSL reads what the socket holds and
+   hands back one record per SSL_read, and libevent 2.1 stops once the current record's
+   plaintext is taken (SSL_pending), leaving later records in OpenSSL's buffer until the
+   next packet arrives. Those are taken here, before the protocol reads. A failure is
+   left where it is: libevent meets it at its next read. */
+static void tls_drain(struct tp_conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (SSL_has_pending(ssl)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, TLS_RECORD_MAX, &v, 1) != 1)
+            return;
+        int n = SSL_read(ssl, v.iov_base, v.iov_len < INT_MAX ? (int)v.iov_len : INT_MAX);
+        if (n <= 0) {
+            ERR_clear_error();
+            return;
+        }
+        v.iov_len = (size_t)n;
+        if (evbuffer_commit_space(in, &v, 1) != 0)
+            return;
+    }
+}
+
+int tp_conn_read_on(struct tp_conn *c)
+{
+    if (bufferevent_get_enabled(c->bev) & EV_READ)
+        return 0;
+    if (bufferevent_enable(c->bev, EV_READ) != 0)
+        return -1;
+    /* Records already read ahead wait for no packet: read them from the loop. */
+    if (c->tls && SSL_has_pending(bufferevent_openssl_get_ssl(c->bev)))
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    return 0;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct tp_conn *c = arg;
+    if (c->tls)
+        tls_drain(c);
     if (c->proto == TP_PROTO_NONE) {
         int rv = sniff(c);
         if (rv < 0) {
@@ -273,7 +314,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
         /* Bytes that arrived with the handshake's last flight. */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 || SSL_has_pending(ssl))
             read_cb(bev, c);
         return;
     }

@@ -107,6 +107,9 @@ void tp_conn_close(struct tp_conn *c, enum tp_server_event ev);
    frees |c| before returning. */
 void tp_conn_close_after_flush(struct tp_conn *c, bool linger);
 
+/* Turns reading back on. Returns 0, or -1 when the read event could not be added. */
+int tp_conn_read_on(struct tp_conn *c);
+
 /* Accepts a new connection on |fd| (called by the listener). */
 void tp_conn_accept(struct tp_server *s, int fd, SSL_CTX *ssl_ctx);
 

@@ -766,7 +766,7 @@ static void set_reading(struct tp_h1 *h1, bool blocked)
     h1->input_full = full;
     if (blocked || full)
         bufferevent_disable(bev, EV_READ);
-    else if (bufferevent_enable(bev, EV_READ) != 0) {
+    else if (tp_conn_read_on(h1->c) != 0) {
         /* Without its read event the connection would sit until a deadline. */
         h1->close_pending = true;
         schedule(h1);

@@ -1004,7 +1004,7 @@ static bool h2_flush(struct tp_h2 *h2)
        grow our output without bound. */
     if (evbuffer_get_length(out) >= c->limits.output_buffer)
         bufferevent_disable(c->bev, EV_READ);
-    else if (bufferevent_enable(c->bev, EV_READ) != 0)
+    else if (tp_conn_read_on(c) != 0)
         tp_conn_close_after_flush(c, false); /* could not read again: end, do not hang */
     return true;
 }

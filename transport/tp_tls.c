@@ -108,6 +108,9 @@ int tp_tls_server_ctx_new_client_ca(const char *cert_file, const char *key_file,
     /* Idle connections give their read and write buffers back (about 34 KiB each). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* One socket read takes every record that is there, not two reads (header, then
+       body) per record; tp_conn.c takes the records libevent leaves behind. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         SSL_CTX_free(ctx);
         return fail(err, errlen, "cannot load certificate chain", cert_file);
