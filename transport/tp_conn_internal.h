@@ -44,6 +44,9 @@ struct tp_server {
     /* HTTP/2 output staging (tp_h2.c): empty between flushes. */
     struct evbuffer *h2_stage;
     bool h2_stage_busy;
+    /* Closed HTTP/2 streams kept for reuse, with their buffers (tp_h2.c). */
+    struct h2_stream *h2_spare;
+    unsigned h2_nspare;
     time_t date_sec;           /* the cached Date value's second */
     char date[TP_HTTP_DATE_LEN + 1];
 };

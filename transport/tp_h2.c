@@ -69,7 +69,15 @@ struct h2_stream {
     bool expired;      /* reset by tp_h2_expire */
     bool lost;         /* response bytes that could not be queued (out of memory) */
     TAILQ_ENTRY(h2_stream) link;
+    struct h2_stream *next_spare;
 };
+
+/* Closed streams are kept per worker, with their two buffers and the header storage
+   they grew, up to this many: a request then allocates none of them. Header storage
+   past the bounds below is given back rather than kept. */
+#define SPARE_MAX 128
+#define SPARE_HBUF_MAX 4096
+#define SPARE_FIELDS_MAX 64
 
 /* A token bucket in thousandths of a token, refilled from the connection's clock. */
 struct budget {
@@ -160,11 +168,9 @@ static void spend(struct tp_h2 *h2, struct budget *b)
 
 /* -------------------------------------------------------------------- streams --- */
 
-static void stream_free(struct h2_stream *s)
+static void stream_release(struct h2_stream *s)
 {
     /* stream_new may fail half-way: evbuffer_free does not take NULL */
-    tp_conn_budget_untrack(s->h2->c, s->body);
-    tp_conn_budget_untrack(s->h2->c, s->out);
     if (s->body)
         evbuffer_free(s->body);
     if (s->out)
@@ -175,20 +181,73 @@ static void stream_free(struct h2_stream *s)
     free(s);
 }
 
+static void stream_free(struct h2_stream *s)
+{
+    struct tp_server *srv = s->h2->c->server;
+    tp_conn_budget_untrack(s->h2->c, s->body);
+    tp_conn_budget_untrack(s->h2->c, s->out);
+    if (!s->body || !s->out || srv->h2_nspare >= SPARE_MAX) {
+        stream_release(s);
+        return;
+    }
+    /* Drained buffers hold no chains; nothing else is attached to them once the
+       budget callbacks are off. */
+    evbuffer_drain(s->body, evbuffer_get_length(s->body));
+    evbuffer_drain(s->out, evbuffer_get_length(s->out));
+    free(s->headers);
+    s->headers = NULL;
+    if (s->halloc > SPARE_HBUF_MAX) {
+        free(s->hbuf);
+        s->hbuf = NULL;
+        s->halloc = 0;
+    }
+    if (s->fields_alloc > SPARE_FIELDS_MAX) {
+        free(s->fields);
+        s->fields = NULL;
+        s->fields_alloc = 0;
+    }
+    s->next_spare = srv->h2_spare;
+    srv->h2_spare = s;
+    srv->h2_nspare++;
+}
+
+/* A spare stream with everything but its buffers reset, or a new one. */
+static struct h2_stream *stream_alloc(struct tp_server *srv)
+{
+    struct h2_stream *s = srv->h2_spare;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return NULL;
+        s->body = evbuffer_new();
+        s->out = evbuffer_new();
+        if (!s->body || !s->out) {
+            stream_release(s);
+            return NULL;
+        }
+        return s;
+    }
+    srv->h2_spare = s->next_spare;
+    srv->h2_nspare--;
+    struct h2_stream keep = *s;
+    memset(s, 0, sizeof(*s));
+    s->body = keep.body;
+    s->out = keep.out;
+    s->hbuf = keep.hbuf;
+    s->halloc = keep.halloc;
+    s->fields = keep.fields;
+    s->fields_alloc = keep.fields_alloc;
+    return s;
+}
+
 static struct h2_stream *stream_new(struct tp_h2 *h2, int32_t id)
 {
-    struct h2_stream *s = calloc(1, sizeof(*s));
+    struct h2_stream *s = stream_alloc(h2->c->server);
     if (!s)
         return NULL;
     s->h2 = h2;
     s->id = id;
     s->remaining = -1;
-    s->body = evbuffer_new();
-    s->out = evbuffer_new();
-    if (!s->body || !s->out) {
-        stream_free(s);
-        return NULL;
-    }
     tp_conn_budget_track(h2->c, s->body);
     tp_conn_budget_track(h2->c, s->out);
     s->req.ops = &h2_ops;
@@ -1145,6 +1204,12 @@ void tp_h2_callbacks_free(struct tp_server *srv)
     if (srv->h2_stage)
         evbuffer_free(srv->h2_stage);
     srv->h2_stage = NULL;
+    while (srv->h2_spare) {
+        struct h2_stream *s = srv->h2_spare;
+        srv->h2_spare = s->next_spare;
+        stream_release(s);
+    }
+    srv->h2_nspare = 0;
 }
 
 int tp_h2_start(struct tp_conn *c)
