@@ -66,34 +66,46 @@ static bool blank(char c)
     return c == ' ' || c == '\t';
 }
 
-static bool bad_octet(unsigned char c)
-{
-    return (c < 0x20 && c != '\t') || c == 0x7f;
-}
+/* Bytes no field value or reason phrase may hold: controls but HTAB, and DEL
+   (RFC 9110 5.5). */
+static const bool bad_tab[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
+    [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1,
+    [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1,
+    [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
+};
 
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Field values and reason phrases: no controls but HTAB (RFC 9110 5.5). Eight bytes at
-   a time; a word holding a byte below 0x20 or a DEL is looked at byte by byte, as HTAB
-   sets the first test off too. */
-static bool text_ok(const char *s, size_t n)
+/* Returns nonzero if a byte of |x| may be bad: below 0x20 (HTAB too) or DEL. */
+static uint64_t word_suspect(const char *s)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, d;
-        memcpy(&x, s + i, 8);
-        d = x ^ (ONES * 0x7f);
-        if ((((x - ONES * 0x20) & ~x) | ((d - ONES) & ~d)) & HIGHS) {
-            for (size_t k = i; k < i + 8; k++)
-                if (bad_octet((unsigned char)s[k]))
-                    return false;
-        }
-    }
-    for (; i < n; i++)
-        if (bad_octet((unsigned char)s[i]))
+    uint64_t x, d;
+    memcpy(&x, s, 8);
+    d = x ^ (ONES * 0x7f);
+    return (((x - ONES * 0x20) & ~x) | ((d - ONES) & ~d)) & HIGHS;
+}
+
+static bool bytes_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bad_tab[(unsigned char)s[i]])
             return false;
     return true;
+}
+
+/* Field values and reason phrases: eight bytes at a time, the last word overlapping
+   the one before; a suspect word (HTAB sets the test off too) is looked at bytewise. */
+static bool text_ok(const char *s, size_t n)
+{
+    if (n < 8)
+        return bytes_ok(s, n);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        if (word_suspect(s + i) && !bytes_ok(s + i, 8))
+            return false;
+    return !word_suspect(s + n - 8) || bytes_ok(s + n - 8, 8);
 }
 
 /* Header bytes still allowed: names + values + reason phrase up to max_header. */
@@ -124,12 +136,12 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
 }
 
 /* Takes the next line from |data| at *off. Returns 1 with the line, CRLF stripped, in
-   *line and *n (valid until the next call); 0 when the line goes on past |len| (its
+   *line and *n (valid until the next call; (*line)[*n] is its CR); 0 when the line goes on past |len| (its
    start waits in lbuf, *off moves to len); TP_ERR_TOO_LARGE for a line, CRLF
    included, longer than |limit|, found before its end arrives; TP_ERR_PROTO for a line
    not ended by CRLF. */
-static int next_line(struct tp_upstream_resp *r, const char *data, size_t len, size_t *off,
-                     size_t limit, const char **line, size_t *n)
+static inline int next_line(struct tp_upstream_resp *r, const char *data, size_t len,
+                            size_t *off, size_t limit, const char **line, size_t *n)
 {
     const char *p = data + *off;
     size_t avail = len - *off;
@@ -307,20 +319,13 @@ static int field_line(struct tp_upstream_resp *r, const char *s, size_t n, bool 
             grow((void **)&r->hbuf, &r->hcap, r->hlen + n, 1, 1024) != 0)
             return TP_ERR_NOMEM;
         dst = r->hbuf + r->hlen;
-        for (; i < n; i++) {
-            unsigned char c = name_tab[(unsigned char)s[i]];
-            if (!c)
-                break;
+        /* s[n] is the line's CR, no tchar: the scan needs no bound. */
+        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
             dst[i] = (char)c;
-        }
     } else {
-        for (; i < n; i++) {
-            unsigned char c = name_tab[(unsigned char)s[i]];
-            if (!c)
-                break;
+        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
             if (i < sizeof(small))
                 small[i] = (char)c;
-        }
     }
     /* An empty name, a blank before the colon, or a line starting with a blank
        (obs-fold) all end up here. */
