@@ -49,11 +49,11 @@ struct tp_upstream_resp {
     /* Parser state, private to tp_upstream_resp.c. */
     char *lbuf; /* the start of a line split across feeds */
     size_t llen, lcap;
-    unsigned state;  /* enum resp_state */
-    unsigned flags;  /* F_* of the message being parsed */
-    unsigned minor;  /* HTTP/1.minor of the message being parsed */
-    int code;        /* its status code, 1xx included */
-    int64_t remain;  /* declared Content-Length, then body or chunk bytes left */
+    unsigned state; /* enum resp_state */
+    unsigned flags; /* F_* of the message being parsed */
+    unsigned minor; /* HTTP/1.minor of the message being parsed */
+    int code;       /* its status code, 1xx included */
+    int64_t remain; /* declared Content-Length, then body or chunk bytes left */
 };
 
 /* Prepares |r| (allocating its body buffer). Returns 0 or TP_ERR_NOMEM; on failure

@@ -3,8 +3,9 @@
    Line by line: memchr finds each line end, one table checks and lowercases a field
    name, values are checked a word at a time and copied into hbuf, which a connection
    keeps across its responses. Only a line split across feeds is copied aside (lbuf)
-   until its end arrives, and every check is made on whole lines, so a head split at
-   any byte parses exactly as one feed does.
+   until its end arrives, and every check is made on whole lines (but for the status
+   line's first bytes, so that garbage fails at once), so a head split at any byte
+   parses exactly as one feed does.
 
    Framing follows RFC 9112 and is stricter than libhttp-parser, which this replaced:
    every line ends in CRLF (no bare LF or CR), obs-fold is refused (5.2), nothing may
@@ -119,27 +120,27 @@ static size_t line_limit(size_t budget)
     return budget > SIZE_MAX - LINE_SLACK ? SIZE_MAX : budget + LINE_SLACK;
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
+/* Returns |buf| reallocated to at least |need| elements of |elem| bytes (doubling from
+ *cap, or from |first|), *cap updated; NULL with |buf| untouched when out of memory. */
+static void *grow(void *buf, size_t *cap, size_t need, size_t elem, size_t first)
 {
     size_t c = *cap ? *cap : first;
     while (c < need) {
         if (c > SIZE_MAX / 2 / elem)
-            return TP_ERR_NOMEM;
+            return NULL;
         c *= 2;
     }
-    void *nb = realloc(*buf, c * elem);
-    if (!nb)
-        return TP_ERR_NOMEM;
-    *buf = nb;
-    *cap = c;
-    return 0;
+    void *nb = realloc(buf, c * elem);
+    if (nb)
+        *cap = c;
+    return nb;
 }
 
 /* Takes the next line from |data| at *off. Returns 1 with the line, CRLF stripped, in
-   *line and *n (valid until the next call; (*line)[*n] is its CR); 0 when the line goes on past |len| (its
-   start waits in lbuf, *off moves to len); TP_ERR_TOO_LARGE for a line, CRLF
-   included, longer than |limit|, found before its end arrives; TP_ERR_PROTO for a line
-   not ended by CRLF. */
+   *line and *n (valid until the next call; (*line)[*n] is its CR); 0 when the line goes
+   on past |len| (its start waits in lbuf, *off moves to len); TP_ERR_TOO_LARGE for a
+   line, CRLF included, longer than |limit|, found before its end arrives; TP_ERR_PROTO
+   for a line not ended by CRLF. */
 static inline int next_line(struct tp_upstream_resp *r, const char *data, size_t len,
                             size_t *off, size_t limit, const char **line, size_t *n)
 {
@@ -153,8 +154,12 @@ static inline int next_line(struct tp_upstream_resp *r, const char *data, size_t
     *off += take;
     const char *s = p;
     if (r->llen > 0 || !lf) {
-        if (total > r->lcap && grow((void **)&r->lbuf, &r->lcap, total, 1, 128) != 0)
-            return TP_ERR_NOMEM;
+        if (total > r->lcap) {
+            char *nb = grow(r->lbuf, &r->lcap, total, 1, 128);
+            if (!nb)
+                return TP_ERR_NOMEM;
+            r->lbuf = nb;
+        }
         memcpy(r->lbuf + r->llen, p, take);
         r->llen = total;
         if (!lf)
@@ -229,48 +234,53 @@ static bool option_is(const char *s, size_t n, const char *lit, size_t litlen)
     return true;
 }
 
-/* Returns true if |s| is a proper, non-empty prefix of |lit| in any case. */
-static bool option_prefix(const char *s, size_t n, const char *lit, size_t litlen)
-{
-    return n > 0 && n < litlen && option_is(s, n, lit, n);
-}
-
-/* Notes "close" and "keep-alive" among the comma-separated options of |v| (leading
-   blanks already skipped) exactly as libhttp-parser did, so that connection reuse does
-   not change with the parser: an option is a token followed only by SP; an element
-   after a comma that does not start with a token ends the scan; and a comma right
-   after a proper prefix of "close", "keep-alive" or "upgrade" does not separate. */
+/* Notes "close" and "keep-alive" among the connection options of |v| (leading blanks
+   already skipped) exactly as libhttp-parser's matcher did, so that whether an origin
+   connection is reused does not change with the parser: an option is matched from its
+   first byte, in any case, and may be followed by SP only; a byte that breaks a match
+   (a comma too) turns the rest of that element into an unknown token; after a comma
+   SP is skipped but HTAB is not. */
 static void connection_options(struct tp_upstream_resp *r, const char *v, size_t n)
 {
-    size_t i = 0;
-    bool first = true;
-    while (i < n) {
-        if (!first) {
-            while (i < n && blank(v[i]))
-                i++;
-            if (i == n || !name_tab[(unsigned char)v[i]])
-                return;
+    enum { T_START, T_MATCH, T_FULL, T_TOKEN } st = T_START;
+    const char *word = "";
+    size_t idx = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = (char)(v[i] | 0x20);
+        switch (st) {
+        case T_START:
+            if (v[i] == ' ')
+                break;
+            word = c == 'k'   ? "keep-alive"
+                   : c == 'c' ? "close"
+                   : c == 'u' ? "upgrade"
+                              : "";
+            st = *word ? T_MATCH : T_TOKEN;
+            idx = 0;
+            break;
+        case T_MATCH:
+            idx++;
+            if (word[idx] == '\0' || c != word[idx])
+                st = T_TOKEN;
+            else if (word[idx + 1] == '\0')
+                st = T_FULL;
+            break;
+        case T_FULL:
+            if (v[i] == ',') {
+                r->flags |= word[0] == 'c' ? F_CLOSE : word[0] == 'k' ? F_KEEP : 0;
+                st = T_START;
+            } else if (v[i] != ' ') {
+                st = T_TOKEN;
+            }
+            break;
+        case T_TOKEN:
+            if (v[i] == ',')
+                st = T_START;
+            break;
         }
-        first = false;
-        size_t start = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t len = i - start, end = i;
-        while (end > start && v[end - 1] == ' ')
-            end--;
-        if (option_is(v + start, end - start, "close", 5))
-            r->flags |= F_CLOSE;
-        else if (option_is(v + start, end - start, "keep-alive", 10))
-            r->flags |= F_KEEP;
-        if (i < n && (option_prefix(v + start, len, "close", 5) ||
-                      option_prefix(v + start, len, "keep-alive", 10) ||
-                      option_prefix(v + start, len, "upgrade", 7))) {
-            for (i++; i < n && v[i] != ','; i++)
-                ;
-        }
-        if (i < n)
-            i++;
     }
+    if (st == T_FULL)
+        r->flags |= word[0] == 'c' ? F_CLOSE : word[0] == 'k' ? F_KEEP : 0;
 }
 
 /* 1*DIGIT *SP, leading blanks already skipped. */
@@ -315,9 +325,12 @@ static int field_line(struct tp_upstream_resp *r, const char *s, size_t n, bool 
     if (!trailer) {
         if (r->nfields == TP_UPSTREAM_MAX_FIELDS)
             return TP_ERR_TOO_LARGE;
-        if (n > r->hcap - r->hlen &&
-            grow((void **)&r->hbuf, &r->hcap, r->hlen + n, 1, 1024) != 0)
-            return TP_ERR_NOMEM;
+        if (n > r->hcap - r->hlen) {
+            char *nb = grow(r->hbuf, &r->hcap, r->hlen + n, 1, 1024);
+            if (!nb)
+                return TP_ERR_NOMEM;
+            r->hbuf = nb;
+        }
         dst = r->hbuf + r->hlen;
         /* s[n] is the line's CR, no tchar: the scan needs no bound. */
         for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
@@ -359,9 +372,13 @@ static int field_line(struct tp_upstream_resp *r, const char *s, size_t n, bool 
     }
     if (trailer)
         return 0;
-    if (r->nfields == r->fcap &&
-        grow((void **)&r->fields, &r->fcap, r->nfields + 1, sizeof(*r->fields), 16) != 0)
-        return TP_ERR_NOMEM;
+    if (r->nfields == r->fcap) {
+        struct tp_upstream_field *nf =
+            grow(r->fields, &r->fcap, r->nfields + 1, sizeof(*r->fields), 16);
+        if (!nf)
+            return TP_ERR_NOMEM;
+        r->fields = nf;
+    }
     /* Trailing blanks are not part of a field value (RFC 9110 5.5). */
     size_t vlen = vraw;
     while (vlen > 0 && blank(v[vlen - 1]))
@@ -409,9 +426,12 @@ static int head_end(struct tp_upstream_resp *r)
         r->content_length = 0;
     if (!r->no_body && r->max_body >= 0 && r->content_length > r->max_body)
         return TP_ERR_TOO_LARGE;
-    if (r->nfields > r->vcap &&
-        grow((void **)&r->view, &r->vcap, r->nfields, sizeof(*r->view), r->nfields) != 0)
-        return TP_ERR_NOMEM;
+    if (r->nfields > r->vcap) {
+        struct tp_header *nv = grow(r->view, &r->vcap, r->nfields, sizeof(*r->view), 16);
+        if (!nv)
+            return TP_ERR_NOMEM;
+        r->view = nv;
+    }
     for (size_t i = 0; i < r->nfields; i++) {
         const struct tp_upstream_field *f = &r->fields[i];
         r->view[i].name = (struct tp_str){r->hbuf + f->name_off, f->name_len};
@@ -478,7 +498,8 @@ static int body(struct tp_upstream_resp *r, const char *at, size_t n)
 }
 
 /* Bytes of a body part with |remain| left: consumes what |data| holds of it. */
-static int body_part(struct tp_upstream_resp *r, const char *data, size_t len, size_t *off)
+static int body_part(struct tp_upstream_resp *r, const char *data, size_t len,
+                     size_t *off)
 {
     size_t n = len - *off;
     if ((uint64_t)n > (uint64_t)r->remain)
