@@ -1,14 +1,12 @@
 /* tp_upstream internals shared with its unit tests and fuzz harness: the sans-I/O
-   HTTP/1.1 response parser the connection code drives, and pool counters.
-   Nothing outside transport/tp_upstream.c and its tests includes this file. */
+   HTTP/1.1 response parser the connection code drives (tp_upstream_resp.c), and pool
+   counters. Nothing outside transport/tp_upstream*.c and its tests includes this file. */
 #ifndef ZASLON_TRANSPORT_TP_UPSTREAM_INTERNAL_H
 #define ZASLON_TRANSPORT_TP_UPSTREAM_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <http_parser.h>
 
 #include "tp_http.h"
 #include "tp_upstream.h"
@@ -25,7 +23,6 @@ struct tp_upstream_field {
 /* One response being parsed. Body bytes are appended to |body|, which the owner
    drains. Fields are read-only for the owner except |body|. */
 struct tp_upstream_resp {
-    http_parser parser;
     size_t max_header; /* names + values + reason phrase, bytes */
     int64_t max_body;  /* -1: no cap */
     bool head_request; /* the request was HEAD: no body whatever the head says */
@@ -35,12 +32,10 @@ struct tp_upstream_resp {
     size_t hsize; /* header bytes counted against max_header */
     struct tp_upstream_field *fields;
     size_t nfields, fcap;
-    bool have_field, in_value;
     struct tp_header *view; /* nfields entries pointing into hbuf, once head_done */
     size_t vcap;            /* entries allocated in view (kept across resets) */
 
     unsigned interim; /* 1xx responses skipped so far */
-    bool interim_now; /* the message being parsed is a 1xx */
     int status;
     int64_t content_length; /* declared; -1 when absent or chunked */
     bool no_body;           /* HEAD, 204 or 304 */
@@ -50,6 +45,15 @@ struct tp_upstream_resp {
     int64_t body_len;       /* body bytes parsed so far */
     struct evbuffer *body;
     int err; /* first error, TP_ERR_* */
+
+    /* Parser state, private to tp_upstream_resp.c. */
+    char *lbuf; /* the start of a line split across feeds */
+    size_t llen, lcap;
+    unsigned state; /* enum resp_state */
+    unsigned flags; /* F_* of the message being parsed */
+    unsigned minor; /* HTTP/1.minor of the message being parsed */
+    int code;       /* its status code, 1xx included */
+    int64_t remain; /* declared Content-Length, then body or chunk bytes left */
 };
 
 /* Prepares |r| (allocating its body buffer). Returns 0 or TP_ERR_NOMEM; on failure
