@@ -19,6 +19,7 @@
    peer provokes us into sending ("MadeYouReset"). Both are token buckets with the
    reset budget's burst and rate; an empty one ends the connection with
    GOAWAY(ENHANCE_YOUR_CALM). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,24 @@ struct h2_stream {
 
 /* Closed streams are kept per worker, with their two buffers and the header storage
    they grew, up to this many: a request then allocates none of them. Header storage
-   past the bounds below is given back rather than kept. */
+   past the bounds below is given back rather than kept. Under AddressSanitizer a kept
+   stream is poisoned until it is reused, so a stale pointer to it is still caught. */
 #define SPARE_MAX 128
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPARE_ASAN 1
+#endif
+#endif
+#ifdef SPARE_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define SPARE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define SPARE_POISON(p, n) ((void)(p), (void)(n))
+#define SPARE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 #define SPARE_HBUF_MAX 4096
 #define SPARE_FIELDS_MAX 64
 
@@ -209,6 +226,7 @@ static void stream_free(struct h2_stream *s)
     s->next_spare = srv->h2_spare;
     srv->h2_spare = s;
     srv->h2_nspare++;
+    SPARE_POISON(s, offsetof(struct h2_stream, next_spare));
 }
 
 /* A spare stream with everything but its buffers reset, or a new one. */
@@ -229,6 +247,7 @@ static struct h2_stream *stream_alloc(struct tp_server *srv)
     }
     srv->h2_spare = s->next_spare;
     srv->h2_nspare--;
+    SPARE_UNPOISON(s, offsetof(struct h2_stream, next_spare));
     struct h2_stream keep = *s;
     memset(s, 0, sizeof(*s));
     s->body = keep.body;
@@ -1207,6 +1226,7 @@ void tp_h2_callbacks_free(struct tp_server *srv)
     while (srv->h2_spare) {
         struct h2_stream *s = srv->h2_spare;
         srv->h2_spare = s->next_spare;
+        SPARE_UNPOISON(s, offsetof(struct h2_stream, next_spare));
         stream_release(s);
     }
     srv->h2_nspare = 0;
