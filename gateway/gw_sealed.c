@@ -27,6 +27,7 @@
 
 #define MAX_FIELDS 256
 #define DEFAULT_PAD_MIN 1024
+#define PLAIN_STACK 4096 /* a padded response this small is encoded on the stack */
 
 /* One sealed exchange, from the first body byte to the sealed answer. */
 struct sealed {
@@ -43,8 +44,7 @@ struct sealed {
     void *handle;
     /* The backend's answer, collected whole: it is sealed as one message. */
     int status;
-    char *head_mem; /* names and values of |fields| */
-    struct tp_header *fields;
+    struct tp_header *fields; /* followed, in the same allocation, by their bytes */
     size_t nfields;
     struct evbuffer *body;
     bool overflow;
@@ -101,7 +101,6 @@ static void sealed_free(struct sealed *s)
         evbuffer_free(s->in);
     if (s->body)
         evbuffer_free(s->body);
-    free(s->head_mem);
     free(s->fields);
     if (s->finish)
         event_free(s->finish);
@@ -148,7 +147,8 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
     size_t pad_min = s->backend && s->backend->pad_min ? s->backend->pad_min : DEFAULT_PAD_MIN;
     size_t padded = fr_pad_bucket(plain_len, pad_min);
     eo.padding = padded - plain_len;
-    uint8_t *plain = malloc(padded);
+    uint8_t small[PLAIN_STACK];
+    uint8_t *plain = padded <= sizeof(small) ? small : malloc(padded);
     size_t sealed_cap = tp_ohttp_gateway_response_len(s->ogw, padded);
     uint8_t *sealed = sealed_cap ? malloc(sealed_cap) : NULL;
     size_t got = 0, sealed_len = 0;
@@ -159,7 +159,8 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
                                              &sealed_len);
     if (plain) {
         sodium_memzero(plain, padded);
-        free(plain);
+        if (plain != small)
+            free(plain);
     }
     if (rv != 0) {
         free(sealed);
@@ -171,9 +172,12 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
         {TP_STR_LIT("content-type"), TP_STR_LIT(TP_OHTTP_RES_MEDIA_TYPE)},
         {TP_STR_LIT("cache-control"), TP_STR_LIT("no-store")},
     };
-    struct evbuffer *b = evbuffer_new();
+    /* The backend's body, if any, is sealed by now: its buffer carries the answer. */
+    struct evbuffer *b = s->body ? s->body : evbuffer_new();
+    if (b)
+        evbuffer_drain(b, evbuffer_get_length(b));
     if (!b || tp_req_respond(s->req, 200, outer, 2, (int64_t)sealed_len, false) != 0) {
-        if (b)
+        if (b && b != s->body)
             evbuffer_free(b);
         free(sealed);
         tp_req_reset(s->req);
@@ -184,14 +188,18 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
     /* The ciphertext travels by reference and is freed once sent: no copy. */
     if (evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL) != 0) {
         /* Not referenced, so still ours; the head went out promising it: reset. */
-        evbuffer_free(b);
+        if (b != s->body)
+            evbuffer_free(b);
         free(sealed);
         tp_req_reset(s->req);
         s->req_gone = true;
         return;
     }
     tp_req_write(s->req, b);
-    evbuffer_free(b);
+    if (b != s->body)
+        evbuffer_free(b);
+    else
+        evbuffer_drain(b, evbuffer_get_length(b));
     tp_req_end(s->req);
 }
 
@@ -213,16 +221,15 @@ static void ad_on_head(void *arg, int status, const struct tp_header *hs, size_t
         n = MAX_FIELDS;
     size_t m = fr_headers_filter_response(hs, n, kept);
     /* The callback's strings are borrowed: copy what the seal will carry. */
-    size_t bytes = 0;
+    size_t bytes = m * sizeof(*s->fields);
     for (size_t i = 0; i < m; i++)
         bytes += kept[i].name.len + kept[i].value.len;
-    s->head_mem = malloc(bytes ? bytes : 1);
-    s->fields = calloc(m ? m : 1, sizeof(*s->fields));
-    if (!s->head_mem || !s->fields) {
+    s->fields = malloc(bytes ? bytes : 1);
+    if (!s->fields) {
         s->overflow = true;
         return;
     }
-    char *p = s->head_mem;
+    char *p = (char *)(s->fields + m);
     for (size_t i = 0; i < m; i++) {
         /* content-length is the Binary HTTP framing's business. */
         if (tp_str_eq(kept[i].name, "content-length"))
@@ -374,20 +381,20 @@ static void forward(struct sealed *s)
     }
     s->adapter_running = true;
     if (ar.has_body) {
-        /* The content lives in s->plain until the exchange ends: no copy. */
-        struct evbuffer *b = evbuffer_new();
-        if (!b || evbuffer_add_reference(b, br->content, br->content_len, NULL, NULL) != 0) {
+        /* The content lives in s->plain until the exchange ends: no copy. It travels
+           in s->in, whose sealed bytes are spent. */
+        struct evbuffer *b = s->in;
+        evbuffer_drain(b, evbuffer_get_length(b));
+        if (evbuffer_add_reference(b, br->content, br->content_len, NULL, NULL) != 0) {
             /* Without its body the backend request would wait for it until a
                deadline, then answer a timeout: end it now. */
-            if (b)
-                evbuffer_free(b);
             s->backend->ops->cancel(s->handle);
             s->adapter_running = false;
             answer_error(s, 500, "out of memory");
             return;
         }
         s->backend->ops->body(s->handle, b, true);
-        evbuffer_free(b);
+        evbuffer_drain(b, evbuffer_get_length(b));
     }
 }
 

@@ -191,6 +191,19 @@ class RecordClient:
         self.sock.close()
 
 
+def record_client(env, files):
+    """zaslon serving |files| (name: bytes) from its cover root over TLS, and a
+    RecordClient past the SETTINGS exchange."""
+    for name, data in files.items():
+        env.write("site/" + name, data)
+    cfg = zl.edge_config(env, plain=False, cover={"root": env.path("site")},
+                         log_level="info")
+    z = env.zaslon(cfg)
+    c = RecordClient(z.port_for("h2"), env.certs().ca)
+    c.settle()
+    return c
+
+
 def test_records_per_response(env):
     """A 1 KiB file: HEADERS and DATA in one record (two before: HEADERS with the DATA
     frame header, then the body). 40 KiB: three full-ish records (six or more before,
@@ -199,15 +212,8 @@ def test_records_per_response(env):
     small = b"a" * 1024
     large = bytes(range(256)) * 160  # 40 KiB
     huge = b"z" * (100 * 1024)
-    env.write("site/one.bin", small)
-    env.write("site/forty.bin", large)
-    env.write("site/hundred.bin", huge)
-    cfg = zl.edge_config(env, plain=False, cover={"root": env.path("site")},
-                         log_level="info")
-    z = env.zaslon(cfg)
-    c = RecordClient(z.port_for("h2"), env.certs().ca)
+    c = record_client(env, {"one.bin": small, "forty.bin": large, "hundred.bin": huge})
     try:
-        c.settle()
         for _ in range(3):
             status, body, records = c.get("/one.bin")
             zl.assert_eq(status, "200", "1 KiB status")
@@ -235,13 +241,8 @@ def test_reset_after_response_in_its_own_record(env):
     record: libcurl 7.88 over OpenSSL reads one record at a time and, given both at
     once, fails a complete answer whose upload was cut (zaslonctl then saw a transport
     failure instead of the cover's answer)."""
-    env.write("site/index.html", "<!doctype html><title>x</title>\n")
-    cfg = zl.edge_config(env, plain=False, cover={"root": env.path("site")},
-                         log_level="info")
-    z = env.zaslon(cfg)
-    c = RecordClient(z.port_for("h2"), env.certs().ca)
+    c = record_client(env, {"index.html": "<!doctype html><title>x</title>\n"})
     try:
-        c.settle()
         for _ in range(3):
             ended, reset = c.post_cut_short("/index.html")
             assert reset > ended, "END_STREAM in record %d, RST_STREAM in %d" % (ended, reset)
@@ -254,13 +255,8 @@ def test_records_read_ahead_are_all_read(env):
     libevent 2.1 hands over only the first record or two of such a read: the rest must
     still be read at once, not when the next packet comes. 40 requests in 40 records
     sent in one write, then silence: all 40 are answered."""
-    env.write("site/one.bin", b"a" * 1024)
-    cfg = zl.edge_config(env, plain=False, cover={"root": env.path("site")},
-                         log_level="info")
-    z = env.zaslon(cfg)
-    c = RecordClient(z.port_for("h2"), env.certs().ca)
+    c = record_client(env, {"one.bin": b"a" * 1024})
     try:
-        c.settle()
         for _ in range(3):
             zl.assert_eq(c.get_many("/one.bin", 40), 40, "answered of 40 in one write")
     finally:
