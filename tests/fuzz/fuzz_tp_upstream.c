@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <http_parser.h>
@@ -264,6 +265,28 @@ static bool oracle_quirk(const char *wire, size_t size)
     return false;
 }
 
+/* True when every Connection and Proxy-Connection field of the head is exactly
+   "close" or "keep-alive" (any case), or there is none. Only then is keep-alive
+   compared with the oracle: past that, libhttp-parser's token matcher has quirks
+   (bytes above 0x7f, odd separators) that ours need not share, and the unit tests pin
+   our rules. */
+static bool simple_connection(const struct result *w)
+{
+    const char *p = (const char *)w->fields, *end = p + w->flen;
+    while (w->fields && p < end) {
+        size_t nl = strlen(p);
+        const char *v = p + nl + 1;
+        size_t vl = strlen(v);
+        bool conn = (nl == 10 && memcmp(p, "connection", 10) == 0) ||
+                    (nl == 16 && memcmp(p, "proxy-connection", 16) == 0);
+        if (conn && !(vl == 5 && strncasecmp(v, "close", 5) == 0) &&
+            !(vl == 10 && strncasecmp(v, "keep-alive", 10) == 0))
+            return false;
+        p = v + vl + 1;
+    }
+    return true;
+}
+
 /* Checks our whole-feed result |w| against libhttp-parser on the same bytes. */
 static void against_oracle(const char *wire, size_t size, bool head,
                            const struct result *w)
@@ -286,7 +309,7 @@ static void against_oracle(const char *wire, size_t size, bool head,
     if (w->rv == 0) {
         check(o.done && (e == HPE_OK || e == HPE_PAUSED) && !o.p.upgrade);
         check(o.content_length == w->content_length);
-        check(o.keep_alive == w->keep_alive);
+        check(o.keep_alive == w->keep_alive || !simple_connection(w));
         check(same(o.body, o.blen, w->body, w->blen));
         check(w->used == size || n == w->used);
     }
