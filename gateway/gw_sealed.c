@@ -46,7 +46,7 @@ struct sealed {
     int status;
     struct tp_header *fields; /* followed, in the same allocation, by their bytes */
     size_t nfields;
-    struct evbuffer *body;
+    struct evbuffer *body; /* then the sealed answer on its way out */
     bool overflow;
     struct event *finish; /* deferred 502 after an overflow */
     bool adapter_running;
@@ -173,12 +173,9 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
         {TP_STR_LIT("cache-control"), TP_STR_LIT("no-store")},
     };
     /* The backend's body, if any, is sealed by now: its buffer carries the answer. */
-    struct evbuffer *b = s->body ? s->body : evbuffer_new();
-    if (b)
-        evbuffer_drain(b, evbuffer_get_length(b));
-    if (!b || tp_req_respond(s->req, 200, outer, 2, (int64_t)sealed_len, false) != 0) {
-        if (b && b != s->body)
-            evbuffer_free(b);
+    struct evbuffer *b = s->body;
+    evbuffer_drain(b, evbuffer_get_length(b));
+    if (tp_req_respond(s->req, 200, outer, 2, (int64_t)sealed_len, false) != 0) {
         free(sealed);
         tp_req_reset(s->req);
         s->req_gone = true;
@@ -188,18 +185,13 @@ static void answer(struct sealed *s, int status, const struct tp_header *hs, siz
     /* The ciphertext travels by reference and is freed once sent: no copy. */
     if (evbuffer_add_reference(b, sealed, sealed_len, free_ref, NULL) != 0) {
         /* Not referenced, so still ours; the head went out promising it: reset. */
-        if (b != s->body)
-            evbuffer_free(b);
         free(sealed);
         tp_req_reset(s->req);
         s->req_gone = true;
         return;
     }
     tp_req_write(s->req, b);
-    if (b != s->body)
-        evbuffer_free(b);
-    else
-        evbuffer_drain(b, evbuffer_get_length(b));
+    evbuffer_drain(b, evbuffer_get_length(b));
     tp_req_end(s->req);
 }
 
@@ -367,11 +359,6 @@ static void forward(struct sealed *s)
         .content_length = (int64_t)br->content_len,
         .has_body = br->content_len > 0,
     };
-    s->body = evbuffer_new();
-    if (!s->body) {
-        answer_error(s, 500, "out of memory");
-        return;
-    }
     void *inst = s->w->adapters[target];
     int rv = s->backend->ops->handle(inst, &ar, &adapter_cb, s, &s->handle);
     if (rv != 0) {
@@ -610,9 +597,10 @@ bool gw_sealed_route(struct gw_worker *w, struct tp_req *req)
     struct sealed *s = calloc(1, sizeof(*s));
     if (s) {
         s->in = evbuffer_new();
+        s->body = evbuffer_new();
         s->finish = evtimer_new(w->base, finish_cb, s);
     }
-    if (!s || !s->in || !s->finish) {
+    if (!s || !s->in || !s->body || !s->finish) {
         if (s)
             sealed_free(s);
         tp_req_reset(req);
