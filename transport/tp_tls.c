@@ -108,6 +108,11 @@ int tp_tls_server_ctx_new_client_ca(const char *cert_file, const char *key_file,
     /* Idle connections give their read and write buffers back (about 34 KiB each). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* One TLS 1.3 session ticket per full handshake, not OpenSSL's two (Go's crypto/tls
+       also sends one): a client resumes one connection with it, and the second ticket
+       cost every new connection another sealed record and write (about 6 % of its CPU,
+       docs/BENCH.md). Tickets stay stateless, so the cache stays off. */
+    SSL_CTX_set_num_tickets(ctx, 1);
     /* One socket read takes every record that is there, not two reads (header, then
        body) per record; tp_conn.c takes the records libevent leaves behind. */
     SSL_CTX_set_read_ahead(ctx, 1);
