@@ -246,8 +246,10 @@ static int sniff(struct tp_conn *c)
 /* TLS connections read ahead (tp_tls.c): OpenSSL reads what the socket holds and
    hands back one record per SSL_read, and libevent 2.1 stops once the current record's
    plaintext is taken (SSL_pending), leaving later records in OpenSSL's buffer until the
-   next packet arrives. Those are taken here, before the protocol reads. A failure is
-   left where it is: libevent meets it at its next read. */
+   next packet arrives. Those are taken here, before the protocol reads. A record that
+   fails (a forged or damaged one, or the peer's close_notify) ends the connection from
+   the loop, as libevent's own read would, once what came before it is handled: left
+   alone, nothing would meet it before the next packet or the idle deadline. */
 static void tls_drain(struct tp_conn *c)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -258,7 +260,16 @@ static void tls_drain(struct tp_conn *c)
             return;
         int n = SSL_read(ssl, v.iov_base, v.iov_len < INT_MAX ? (int)v.iov_len : INT_MAX);
         if (n <= 0) {
+            int e = SSL_get_error(ssl, n);
             ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return; /* a record still arriving */
+            bufferevent_disable(c->bev, EV_READ);
+            bufferevent_trigger_event(c->bev,
+                                      BEV_EVENT_READING | (e == SSL_ERROR_ZERO_RETURN
+                                                               ? BEV_EVENT_EOF
+                                                               : BEV_EVENT_ERROR),
+                                      BEV_TRIG_DEFER_CALLBACKS);
             return;
         }
         v.iov_len = (size_t)n;

@@ -4,6 +4,7 @@ leave in as few TLS records as their size allows (one record holds up to 16 KiB)
 one record per internal buffer. The client here does its own TLS through memory BIOs,
 so it sees every record as it comes off the socket and can count them."""
 
+import os
 import socket
 import ssl
 import time
@@ -262,6 +263,49 @@ def test_records_read_ahead_are_all_read(env):
     finally:
         c.close()
 
+
+def _closed_within(sock, limit):
+    """Seconds until the peer closes |sock| (EOF or reset), or None after |limit|."""
+    t0 = time.monotonic()
+    sock.settimeout(0.5)
+    while time.monotonic() - t0 < limit:
+        try:
+            if sock.recv(65536) == b"":
+                return time.monotonic() - t0
+        except socket.timeout:
+            pass
+        except ConnectionError:
+            return time.monotonic() - t0
+    return None
+
+
+def test_bad_record_read_ahead_ends_the_connection(env):
+    """Ten good records and then a forged one (or the client's close_notify), all in
+    one write, then silence: the good ones come in through libevent, the last only when
+    zaslon drains what it read ahead. The good ones carry WINDOW_UPDATEs, which ask for
+    no answer, so no write meets the ended TLS state either. The connection must end
+    at once (for the forged record OpenSSL sends bad_record_mac), not when the 60 s
+    idle deadline passes."""
+    for tail in ("forged", "close_notify"):
+        c = record_client(env, {"one.bin": b"a" * 1024})
+        try:
+            for _ in range(10):
+                c.h2.increment_flow_control_window(1)
+                c.tls.write(c.h2.data_to_send())  # one record each
+            if tail == "forged":
+                last = bytes([23, 3, 3, 0, 64]) + os.urandom(64)  # application data, bad tag
+            else:
+                try:
+                    c.tls.unwrap()
+                except ssl.SSLWantReadError:
+                    pass  # close_notify written; ours would wait for the server's
+                last = b""
+            c.sock.sendall(c.out.read() + last)
+            took = _closed_within(c.sock, 10)
+            assert took is not None, "%s: connection still open after 10 s" % tail
+            assert took < 2, "%s: closed after %.1f s" % (tail, took)
+        finally:
+            c.close()
 
 if __name__ == "__main__":
     zl.main(globals())
