@@ -45,23 +45,6 @@ enum resp_state {
 #define F_LENGTH 4u  /* Content-Length seen (value in |remain|) */
 #define F_CHUNKED 8u /* Transfer-Encoding: chunked seen */
 
-/* RFC 9110 5.6.2 tchar, lowercased; 0 for any other byte. */
-static const unsigned char name_tab[256] = {
-    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'',
-    ['*'] = '*', ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_',
-    ['`'] = '`', ['|'] = '|', ['~'] = '~', ['0'] = '0', ['1'] = '1', ['2'] = '2',
-    ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8',
-    ['9'] = '9', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
-    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k',
-    ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q',
-    ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w',
-    ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c',
-    ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i',
-    ['j'] = 'j', ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
-    ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't', ['u'] = 'u',
-    ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y', ['z'] = 'z',
-};
-
 static bool blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -229,7 +212,7 @@ static bool option_is(const char *s, size_t n, const char *lit, size_t litlen)
     if (n != litlen)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (name_tab[(unsigned char)s[i]] != (unsigned char)lit[i])
+        if (tp_http_tchar_lower[(unsigned char)s[i]] != (unsigned char)lit[i])
             return false;
     return true;
 }
@@ -333,10 +316,10 @@ static int field_line(struct tp_upstream_resp *r, const char *s, size_t n, bool 
         }
         dst = r->hbuf + r->hlen;
         /* s[n] is the line's CR, no tchar: the scan needs no bound. */
-        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
+        for (unsigned char c; (c = tp_http_tchar_lower[(unsigned char)s[i]]) != 0; i++)
             dst[i] = (char)c;
     } else {
-        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
+        for (unsigned char c; (c = tp_http_tchar_lower[(unsigned char)s[i]]) != 0; i++)
             if (i < sizeof(small))
                 small[i] = (char)c;
     }
