@@ -589,22 +589,14 @@ static bool is_content_length(struct tp_str name)
    bytes or more are no field name we pass on and are skipped. */
 #define CONN_TOKENS 8
 
-/* The next option of a Connection field value at *p (before |end|), skipping spaces,
-   tabs and commas; false when none is left. Options of 64 bytes or more are skipped. */
-static bool next_option(const char **p, const char *end, struct tp_str *opt)
+/* The next option of the Connection field value left in |*rest| (a word of the list,
+   tp_http_list_word); false when none is left. Options of 64 bytes or more are
+   skipped. */
+static bool next_option(struct tp_str *rest, struct tp_str *opt)
 {
-    while (*p < end) {
-        while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
-            (*p)++;
-        const char *t = *p;
-        while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
-            (*p)++;
-        size_t tl = (size_t)(*p - t);
-        if (tl > 0 && tl < 64) {
-            *opt = (struct tp_str){t, tl};
+    while (tp_http_list_word(rest, opt))
+        if (opt->len < 64)
             return true;
-        }
-    }
     return false;
 }
 
@@ -621,9 +613,8 @@ static size_t connection_tokens(const struct tp_header *h, size_t n, struct tp_s
     for (size_t i = 0; i < n; i++) {
         if (!is_connection(h[i].name))
             continue;
-        const char *p = h[i].value.base, *end = p + h[i].value.len;
-        struct tp_str opt;
-        while (next_option(&p, end, &opt)) {
+        struct tp_str rest = h[i].value, opt;
+        while (next_option(&rest, &opt)) {
             if (option_is(opt, keep_alive))
                 continue;
             if (k == cap)
@@ -651,9 +642,8 @@ static bool named_by_connection(struct tp_str name, const struct tp_header *h, s
     for (size_t i = 0; i < n; i++) {
         if (!is_connection(h[i].name))
             continue;
-        const char *p = h[i].value.base, *end = p + h[i].value.len;
-        struct tp_str opt;
-        while (next_option(&p, end, &opt))
+        struct tp_str rest = h[i].value, opt;
+        while (next_option(&rest, &opt))
             if (option_is(opt, name))
                 return true;
     }

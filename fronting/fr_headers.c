@@ -157,14 +157,6 @@ static bool is_cookie(struct tp_str name)
     return caseeq_n(name, "cookie", 6) || caseeq_n(name, "cookie2", 7);
 }
 
-/* RFC 9110 tchar. */
-static bool tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
     const struct tp_str *x = a, *y = b;
@@ -188,7 +180,7 @@ int fr_allowlist_new(const char *const *names, size_t n, bool allow_cookie,
         if (l > NAME_MAX_LEN)
             return TP_ERR_TOO_LARGE;
         for (size_t j = 0; j < l; j++)
-            if (!tchar((unsigned char)names[i][j]))
+            if (!tp_http_is_tchar((unsigned char)names[i][j]))
                 return TP_ERR_INVALID;
         pool_len += l;
     }

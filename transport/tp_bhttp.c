@@ -32,17 +32,11 @@ static void *block_alloc(size_t n)
 /* ---- character classes ------------------------------------------------------------ */
 
 /* RFC 9110 tchar, minus uppercase (field names are lowercase everywhere in zaslon,
-   and RFC 9292 section 3.6 says they must be for HTTP/2 and HTTP/3 interop). */
+   and RFC 9292 section 3.6 says they must be for HTTP/2 and HTTP/3 interop): a tchar
+   whose lowercase form is itself. */
 static bool name_char(uint8_t c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool token_char(uint8_t c)
-{
-    return name_char(c) || (c >= 'A' && c <= 'Z');
+    return c != 0 && tp_http_tchar_lower[c] == c;
 }
 
 bool tp_bhttp_field_name_ok(struct tp_str name)
@@ -66,16 +60,6 @@ bool tp_bhttp_field_value_ok(struct tp_str value)
         if (c == '\0' || c == '\r' || c == '\n')
             return false;
     }
-    return true;
-}
-
-static bool method_ok(struct tp_str m)
-{
-    if (m.len == 0)
-        return false;
-    for (size_t i = 0; i < m.len; i++)
-        if (!token_char((uint8_t)m.base[i]))
-            return false;
     return true;
 }
 
@@ -357,8 +341,8 @@ static int parse_request(struct dec *d, struct req_parse *r)
         (rv = rd_string(d, max, &r->authority)) != 0 ||
         (rv = rd_string(d, max, &r->path)) != 0)
         return rv;
-    if (!method_ok(r->method) || !scheme_ok(r->scheme) || !target_ok(r->authority) ||
-        !target_ok(r->path))
+    if (!tp_http_is_token(r->method) || !scheme_ok(r->scheme) ||
+        !target_ok(r->authority) || !target_ok(r->path))
         return TP_ERR_INVALID;
     return message_tail(d, framing == 0, &r->lay);
 }
@@ -721,7 +705,7 @@ static int put_request(struct enc *e, const struct tp_bhttp_request *r,
         o->framing != TP_BHTTP_INDETERMINATE_LENGTH)
         return TP_ERR_INVALID;
     if (!str_ok(r->method) || !str_ok(r->scheme) || !str_ok(r->authority) ||
-        !str_ok(r->path) || !method_ok(r->method) || !scheme_ok(r->scheme) ||
+        !str_ok(r->path) || !tp_http_is_token(r->method) || !scheme_ok(r->scheme) ||
         !target_ok(r->authority) || !target_ok(r->path))
         return TP_ERR_INVALID;
     if ((rv = put_varint(e, o->framing == TP_BHTTP_KNOWN_LENGTH ? 0 : 2)) != 0 ||

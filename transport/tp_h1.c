@@ -474,21 +474,6 @@ static struct tp_str trim(struct tp_str s)
     return s;
 }
 
-/* RFC 9110 5.6.2 tchar. */
-static bool is_token(struct tp_str s)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.base[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              (ch >= 'A' && ch <= 'Z') || (ch && strchr(extra, ch))))
-            return false;
-    }
-    return true;
-}
-
 /* Builds the request object from the parsed head. Returns 0, or an HTTP status to
    refuse the request with. */
 static int build_request(struct tp_h1 *h1)
@@ -528,7 +513,7 @@ static int build_request(struct tp_h1 *h1)
         struct tp_str value = trim(head_str(h1, f->value_off, f->value_len));
         /* Whitespace before the colon, or any non-token byte, is a request to refuse
            (RFC 9112 5.1): fronts and backends may read such a name differently. */
-        if (!is_token(name))
+        if (!tp_http_is_token(name))
             status = 400;
         /* The only transfer coding a request may use here is a lone "chunked": any
            other, or a list, or one in HTTP/1.0, is refused rather than guessed at. */

@@ -1055,23 +1055,6 @@ static char *dup_mem(const char *s, size_t n)
     return d;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_token(struct tp_str s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return false;
-    return true;
-}
-
 /* Visible ASCII, no space. */
 static bool is_vchars(const char *p, size_t n)
 {
@@ -1242,7 +1225,7 @@ int tp_h2client_request(struct tp_h2client *cl, const struct tp_h2client_desc *d
         return TP_ERR_INVALID;
     struct tp_str path =
         desc->path.len ? desc->path : (struct tp_str){cl->path, strlen(cl->path)};
-    if (!is_token(desc->method) || path.base[0] != '/' ||
+    if (!tp_http_is_token(desc->method) || path.base[0] != '/' ||
         !is_vchars(path.base, path.len) || !is_field_value(desc->content_type) ||
         (desc->body_len && !desc->body) || (desc->body_len && !desc->has_body))
         return TP_ERR_INVALID;

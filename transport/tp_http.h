@@ -29,6 +29,34 @@ bool tp_str_eq(struct tp_str a, const char *lit);
 /* Returns true if |a| equals |lit| ignoring ASCII case. */
 bool tp_str_caseeq(struct tp_str a, const char *lit);
 
+/* RFC 9110 5.6.2 tchar ("!#$%&'*+-.^_`|~", DIGIT, ALPHA): for each such byte its
+   ASCII-lowercase form, and 0 for every other byte. Parsers index it directly for each
+   byte of a field name, to check and lowercase it in one load. */
+extern const unsigned char tp_http_tchar_lower[256];
+
+/* Returns true if |c| is an RFC 9110 tchar. */
+static inline bool tp_http_is_tchar(unsigned char c)
+{
+    return tp_http_tchar_lower[c] != 0;
+}
+
+/* Returns true if |s| is an RFC 9110 token: non-empty, tchar only. */
+static inline bool tp_http_is_token(struct tp_str s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!tp_http_is_tchar((unsigned char)s.base[i]))
+            return false;
+    return true;
+}
+
+/* Walks the field value |*rest| as a list (RFC 9110 5.6.1): skips commas, SP and HTAB,
+   then returns true with the next word (a maximal run of other bytes) in *word and
+   |*rest| moved past it; returns false when none is left. An invalid element such as
+   "a b" reads as two words. *word is borrowed from |*rest|'s bytes. */
+bool tp_http_list_word(struct tp_str *rest, struct tp_str *word);
+
 /* Formats |t| as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into |out|, which
    must hold at least TP_HTTP_DATE_LEN + 1 bytes. Returns TP_HTTP_DATE_LEN. */
 #define TP_HTTP_DATE_LEN 29

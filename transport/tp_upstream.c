@@ -39,26 +39,6 @@
 #define READ_SIZE 32768       /* one cleartext read, unless a body needs more */
 #define RECS_MAX 256          /* request-body accounting records per connection */
 
-/* RFC 9110 5.6.2 tchar, as a table: checked for every byte of every field name. */
-static const bool tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,  ['|'] = 1,
-    ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,  ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1,  ['C'] = 1,
-    ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,  ['J'] = 1,
-    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,  ['Q'] = 1,
-    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,  ['e'] = 1,
-    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,  ['s'] = 1,
-    ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,  ['z'] = 1,
-};
-
-static bool is_tchar(unsigned char c)
-{
-    return tchar[c];
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Pool, connections, requests                                                          */
 
@@ -298,16 +278,6 @@ static int queue_push(struct tp_upstream_req *r)
 
 /* --- request serialisation ---------------------------------------------------------- */
 
-static bool is_token(struct tp_str s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return false;
-    return true;
-}
-
 /* Visible ASCII only: no space, no control, no NUL, no 8-bit (a target or authority
    must be percent-encoded by now). */
 static bool is_vchars(struct tp_str s)
@@ -405,13 +375,13 @@ static void write_head(struct headw *w, const struct tp_upstream_pool *pool,
 static int build_req(struct tp_upstream_pool *pool, const struct tp_upstream_desc *d,
                      const struct tp_upstream_req *proto, struct tp_upstream_req **out)
 {
-    if (!is_token(d->method) || d->path.len == 0 || !is_vchars(d->path) ||
+    if (!tp_http_is_token(d->method) || d->path.len == 0 || !is_vchars(d->path) ||
         !(d->path.base[0] == '/' || tp_str_eq(d->path, "*")) || !is_vchars(d->authority))
         return TP_ERR_INVALID;
     if (d->nheaders > 0 && !d->headers)
         return TP_ERR_INVALID;
     for (size_t i = 0; i < d->nheaders; i++)
-        if (!is_token(d->headers[i].name) || !is_field_value(d->headers[i].value))
+        if (!tp_http_is_token(d->headers[i].name) || !is_field_value(d->headers[i].value))
             return TP_ERR_INVALID;
     char cl[64];
     size_t cl_len = 0;

@@ -45,23 +45,6 @@ enum resp_state {
 #define F_LENGTH 4u  /* Content-Length seen (value in |remain|) */
 #define F_CHUNKED 8u /* Transfer-Encoding: chunked seen */
 
-/* RFC 9110 5.6.2 tchar, lowercased; 0 for any other byte. */
-static const unsigned char name_tab[256] = {
-    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'',
-    ['*'] = '*', ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_',
-    ['`'] = '`', ['|'] = '|', ['~'] = '~', ['0'] = '0', ['1'] = '1', ['2'] = '2',
-    ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8',
-    ['9'] = '9', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
-    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k',
-    ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q',
-    ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w',
-    ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c',
-    ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i',
-    ['j'] = 'j', ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
-    ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't', ['u'] = 'u',
-    ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y', ['z'] = 'z',
-};
-
 static bool blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -229,58 +212,25 @@ static bool option_is(const char *s, size_t n, const char *lit, size_t litlen)
     if (n != litlen)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (name_tab[(unsigned char)s[i]] != (unsigned char)lit[i])
+        if (tp_http_tchar_lower[(unsigned char)s[i]] != (unsigned char)lit[i])
             return false;
     return true;
 }
 
-/* Notes "close" and "keep-alive" among the connection options of |v| (leading blanks
-   already skipped) exactly as libhttp-parser's matcher did, so that whether an origin
-   connection is reused does not change with the parser: an option is matched from its
-   first byte, in any case, and may be followed by SP only; a byte that breaks a match
-   (a comma too) turns the rest of that element into an unknown token; after a comma
-   SP is skipped but HTAB is not. */
+/* Notes "close" and "keep-alive" among the connection options of |v|: any word of the
+   list (tp_http_list_word) equal to one of them in any case, so "a, close", ",\tclose"
+   and "x close" all carry close. Reading a malformed element as two words can only end
+   a connection that might have been kept, or keep an HTTP/1.0 one whose response was
+   framed anyway (never one read to the peer's close). */
 static void connection_options(struct tp_upstream_resp *r, const char *v, size_t n)
 {
-    enum { T_START, T_MATCH, T_FULL, T_TOKEN } st = T_START;
-    const char *word = "";
-    size_t idx = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = (char)(v[i] | 0x20);
-        switch (st) {
-        case T_START:
-            if (v[i] == ' ')
-                break;
-            word = c == 'k'   ? "keep-alive"
-                   : c == 'c' ? "close"
-                   : c == 'u' ? "upgrade"
-                              : "";
-            st = *word ? T_MATCH : T_TOKEN;
-            idx = 0;
-            break;
-        case T_MATCH:
-            idx++;
-            if (word[idx] == '\0' || c != word[idx])
-                st = T_TOKEN;
-            else if (word[idx + 1] == '\0')
-                st = T_FULL;
-            break;
-        case T_FULL:
-            if (v[i] == ',') {
-                r->flags |= word[0] == 'c' ? F_CLOSE : word[0] == 'k' ? F_KEEP : 0;
-                st = T_START;
-            } else if (v[i] != ' ') {
-                st = T_TOKEN;
-            }
-            break;
-        case T_TOKEN:
-            if (v[i] == ',')
-                st = T_START;
-            break;
-        }
+    struct tp_str rest = {v, n}, w;
+    while (tp_http_list_word(&rest, &w)) {
+        if (option_is(w.base, w.len, "close", 5))
+            r->flags |= F_CLOSE;
+        else if (option_is(w.base, w.len, "keep-alive", 10))
+            r->flags |= F_KEEP;
     }
-    if (st == T_FULL)
-        r->flags |= word[0] == 'c' ? F_CLOSE : word[0] == 'k' ? F_KEEP : 0;
 }
 
 /* 1*DIGIT *SP, leading blanks already skipped. */
@@ -333,10 +283,10 @@ static int field_line(struct tp_upstream_resp *r, const char *s, size_t n, bool 
         }
         dst = r->hbuf + r->hlen;
         /* s[n] is the line's CR, no tchar: the scan needs no bound. */
-        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
+        for (unsigned char c; (c = tp_http_tchar_lower[(unsigned char)s[i]]) != 0; i++)
             dst[i] = (char)c;
     } else {
-        for (unsigned char c; (c = name_tab[(unsigned char)s[i]]) != 0; i++)
+        for (unsigned char c; (c = tp_http_tchar_lower[(unsigned char)s[i]]) != 0; i++)
             if (i < sizeof(small))
                 small[i] = (char)c;
     }
@@ -397,7 +347,8 @@ static void finish(struct tp_upstream_resp *r, bool at_eof)
 {
     r->state = S_DONE;
     r->done = true;
-    /* As http_should_keep_alive, except that "close" wins over "keep-alive" in 1.0. */
+    /* HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive" and no "close"
+       (RFC 9112 9.3); a body read to the peer's close ends the connection. */
     bool keep = r->minor > 0 ? true : (r->flags & F_KEEP) != 0;
     r->keep_alive = keep && !(r->flags & F_CLOSE) && !at_eof;
 }

@@ -409,6 +409,17 @@ static void field_refusals(void)
         CU_ASSERT_FALSE(
             tp_bhttp_field_name_ok((struct tp_str){bad_names[i], strlen(bad_names[i])}));
     }
+    /* NUL is no tchar, though its table entry (0) equals the byte. */
+    n = req_with_field(buf, "a\0b", 3, "v", 1);
+    CU_ASSERT_EQUAL(tp_bhttp_request_decode(&got, buf, n, NULL), TP_ERR_INVALID);
+    CU_ASSERT_FALSE(tp_bhttp_field_name_ok((struct tp_str){"\0", 1}));
+    /* Every one-byte name: a tchar other than uppercase, and not ':'. */
+    for (int c = 0; c < 256; c++) {
+        char b = (char)c;
+        bool want = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        CU_ASSERT_EQUAL(tp_bhttp_field_name_ok((struct tp_str){&b, 1}), want);
+    }
     const char *good_names[] = {"x", "user-agent", "a!#$%&'*+-.^_`|~09"};
     for (size_t i = 0; i < sizeof(good_names) / sizeof(good_names[0]); i++) {
         n = req_with_field(buf, good_names[i], strlen(good_names[i]), "v", 1);
