@@ -26,8 +26,7 @@ static int find(const struct tp_mem *m, const void *p)
 
 /* A block of whole, page-aligned pages holding at least |size| bytes, or NULL (then
    the caller uses plain malloc). It comes from malloc like everything else: a block of
-   its own mapping cost every session two mmap, two madvise and two munmap calls, and a
-   page fault per page touched, 6 % of a new TLS connection's CPU (docs/BENCH.md). */
+   its own mapping cost every session an mmap, an madvise and an munmap each. */
 static void *page_block(struct tp_mem *m, size_t size, bool zero)
 {
     if (!m->paged || size < TP_MEM_PAGED_MIN)
