@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -236,11 +235,6 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* No transparent huge pages: idle HTTP/2 sessions hand pages of their heap blocks
-       back (transport/tp_mem.h), and khugepaged would fold them into resident 2 MiB
-       pages again. A proxy's memory is small objects: nothing else here gains from
-       them. Best effort (older kernels refuse the option). */
-    (void)prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     adapter_register_builtin();
     char err[1024];
     struct gw_runtime *rt = NULL;

@@ -1264,7 +1264,7 @@ int tp_h2_start(struct tp_conn *c)
     for (unsigned t = NGHTTP2_CONTINUATION + 1; t <= 255; t++)
         if (t != NGHTTP2_PRIORITY_UPDATE)
             nghttp2_option_set_user_recv_extension_type(opt, (uint8_t)t);
-    /* Only blocks nghttp2 allocates while creating the session are page blocks (tp_mem.h):
+    /* Only blocks nghttp2 allocates while creating the session are mapped (tp_mem.h):
        the stream table, and the outbound frame buffer, the only block that large and so
        the only one whose contents tp_mem_trim discards. */
     tp_mem_set_paged(&h2->mem, true);

@@ -13,7 +13,7 @@ static size_t page_size(void)
     return n > 0 ? (size_t)n : 4096;
 }
 
-/* The slot holding |p|, or -1 when |p| is no page block. */
+/* The slot holding |p|, or -1 when |p| came from malloc. */
 static int find(const struct tp_mem *m, const void *p)
 {
     if (!p)
@@ -24,10 +24,8 @@ static int find(const struct tp_mem *m, const void *p)
     return -1;
 }
 
-/* A block of whole, page-aligned pages holding at least |size| bytes, or NULL (then
-   the caller uses plain malloc). It comes from malloc like everything else: a block of
-   its own mapping cost every session an mmap, an madvise and an munmap each. */
-static void *page_block(struct tp_mem *m, size_t size, bool zero)
+/* A mapped block of at least |size| bytes, or NULL (then the caller uses malloc). */
+static void *map_block(struct tp_mem *m, size_t size)
 {
     if (!m->paged || size < TP_MEM_PAGED_MIN)
         return NULL;
@@ -41,13 +39,14 @@ static void *page_block(struct tp_mem *m, size_t size, bool zero)
     if (size > SIZE_MAX - ps)
         return NULL;
     size_t len = (size + ps - 1) / ps * ps;
-    void *p = aligned_alloc(ps, len);
-    if (!p)
-        return NULL;
-    /* Whole: the pages past |size| too, or a zero table's block would not look zero to
-       tp_mem_trim. */
-    if (zero)
-        memset(p, 0, len);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL; /* out of mappings (vm.max_map_count) or memory: malloc instead */
+#ifdef MADV_NOHUGEPAGE
+    /* With transparent huge pages "always", khugepaged would otherwise fold these
+       neighbouring mappings into 2 MiB pages, making every page resident. */
+    (void)madvise(p, len, MADV_NOHUGEPAGE);
+#endif
     m->blocks[slot].p = p;
     m->blocks[slot].len = len;
     return p;
@@ -55,7 +54,7 @@ static void *page_block(struct tp_mem *m, size_t size, bool zero)
 
 static void *mem_malloc(size_t size, void *ud)
 {
-    void *p = page_block(ud, size, false);
+    void *p = map_block(ud, size);
     return p ? p : malloc(size);
 }
 
@@ -63,19 +62,21 @@ static void mem_free(void *ptr, void *ud)
 {
     struct tp_mem *m = ud;
     int i = find(m, ptr);
-    if (i >= 0) {
-        m->blocks[i].p = NULL;
-        m->blocks[i].len = 0;
+    if (i < 0) {
+        free(ptr);
+        return;
     }
-    free(ptr);
+    munmap(m->blocks[i].p, m->blocks[i].len);
+    m->blocks[i].p = NULL;
+    m->blocks[i].len = 0;
 }
 
 static void *mem_calloc(size_t nmemb, size_t size, void *ud)
 {
     if (size && nmemb > SIZE_MAX / size)
         return NULL;
-    /* All zeros, which the first trim hands back whole (tp_mem_trim). */
-    void *p = page_block(ud, nmemb * size, true);
+    /* Fresh anonymous pages are already zero. */
+    void *p = map_block(ud, nmemb * size);
     return p ? p : calloc(nmemb, size);
 }
 
@@ -90,7 +91,7 @@ static void *mem_realloc(void *ptr, size_t size, void *ud)
         return realloc(ptr, size);
     if (size <= m->blocks[i].len)
         return ptr;
-    /* Growing a page block: the new one comes from malloc (paged is off by now). */
+    /* Growing a mapped block: the new one comes from malloc (paged is off by now). */
     void *np = malloc(size);
     if (!np)
         return NULL;

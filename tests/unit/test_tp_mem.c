@@ -1,5 +1,5 @@
 /* The nghttp2 allocator that gives an idle session's frame buffer back (tp_mem.c):
-   which blocks are page blocks, that trimming really releases their pages, and that sessions
+   which blocks it maps, that trimming really releases their pages, and that sessions
    keep working, byte for byte, across trims. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include "unit_suites.h"
 #include "tp_mem.h"
 
-/* Resident pages of |m|'s page blocks (mincore). */
+/* Resident pages of |m|'s mapped blocks (mincore). */
 static size_t resident_pages(const struct tp_mem *m)
 {
     size_t ps = (size_t)sysconf(_SC_PAGESIZE), n = 0;
@@ -31,7 +31,7 @@ static size_t resident_pages(const struct tp_mem *m)
     return n;
 }
 
-static void page_blocks_only_while_paged(void)
+static void mapped_only_while_paged(void)
 {
     struct tp_mem m;
     tp_mem_init(&m);
@@ -70,7 +70,7 @@ static void page_blocks_only_while_paged(void)
     for (size_t i = 0; i < 3 * 4096; i++)
         CU_ASSERT_EQUAL_FATAL(zeroed[i], 0);
     memset(big, 0xab, TP_MEM_H2_FRAMEBUF);
-    /* growing within the block's pages keeps it; past them moves to malloc, intact */
+    /* growing within the mapping keeps the block; past it moves to malloc, intact */
     CU_ASSERT_PTR_EQUAL(mem->realloc(big, TP_MEM_H2_FRAMEBUF + 100, mem->mem_user_data),
                         big);
     uint8_t *moved = mem->realloc(big, 64 * 1024, mem->mem_user_data);
@@ -82,36 +82,8 @@ static void page_blocks_only_while_paged(void)
     mem->free(tiny, mem->mem_user_data);
     mem->free(NULL, mem->mem_user_data);
     CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 1);
-    tp_mem_clear(&m); /* frees |zeroed| */
+    tp_mem_clear(&m); /* unmaps |zeroed| */
     CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 0);
-}
-
-/* Page blocks come from the heap, which hands back used memory: a zeroed one must be
-   zero over all its pages, past the size asked for too, or the trim of an all-zero
-   block (the empty stream table) would never find it zero. */
-static void zeroed_block_whole(void)
-{
-    struct tp_mem m;
-    tp_mem_init(&m);
-    nghttp2_mem *mem = tp_mem_nghttp2(&m);
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-    tp_mem_set_paged(&m, true);
-    for (int round = 0; round < 8; round++) {
-        uint8_t *dirty = mem->malloc(2 * ps, mem->mem_user_data);
-        CU_ASSERT_FATAL(dirty != NULL);
-        memset(dirty, 0x5a, 2 * ps);
-        mem->free(dirty, mem->mem_user_data);
-        uint8_t *z = mem->calloc(1, ps + 100, mem->mem_user_data);
-        CU_ASSERT_FATAL(z != NULL);
-        CU_ASSERT_EQUAL((uintptr_t)z % (uintptr_t)ps, 0);
-        CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 1);
-        CU_ASSERT_EQUAL(tp_mem_trim(&m, SIZE_MAX), 1); /* all zero, the tail too */
-        CU_ASSERT_EQUAL(resident_pages(&m), 0);
-        mem->free(z, mem->mem_user_data);
-    }
-    tp_mem_set_paged(&m, false);
-    CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 0);
-    tp_mem_clear(&m);
 }
 
 /* ---- a client and a server session, bytes moved by hand ---------------------- */
@@ -241,7 +213,7 @@ static void sessions_survive_trims(void)
     CU_ASSERT(pump(cli.s, srv.s) == 9 + 8);
     CU_ASSERT(nghttp2_session_want_read(srv.s) && nghttp2_session_want_read(cli.s));
     nghttp2_session_del(srv.s);
-    CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 0); /* the session freed it */
+    CU_ASSERT_EQUAL(tp_mem_paged_blocks(&m), 0); /* the session freed (unmapped) it */
     tp_mem_clear(&m);
     nghttp2_session_del(cli.s);
     nghttp2_session_callbacks_del(scb);
@@ -252,10 +224,8 @@ int test_tp_mem(void)
 {
     CU_pSuite s = CU_add_suite("tp_mem", NULL, NULL);
     if (!s ||
-        !CU_add_test(s, "large blocks are page blocks only while paged",
-                     page_blocks_only_while_paged) ||
-        !CU_add_test(s, "a zeroed page block is zero to its last page",
-                     zeroed_block_whole) ||
+        !CU_add_test(s, "large blocks are mapped only while paged",
+                     mapped_only_while_paged) ||
         !CU_add_test(s, "sessions work byte for byte across trims",
                      sessions_survive_trims))
         return -1;
