@@ -12,8 +12,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "tp_conn_internal.h"
@@ -247,35 +247,37 @@ static int sniff(struct tp_conn *c)
    hands back one record per SSL_read, and libevent 2.1 stops once the current record's
    plaintext is taken (SSL_pending), leaving later records in OpenSSL's buffer until the
    next packet arrives. Those are taken here, before the protocol reads. A record that
-   fails (a forged or damaged one, or the peer's close_notify) ends the connection from
-   the loop, as libevent's own read would, once what came before it is handled: left
-   alone, nothing would meet it before the next packet or the idle deadline. */
+   fails (a forged or damaged one, or the peer's close_notify), or no memory to take it
+   into, ends the connection from the loop, as libevent's own read would, once what came
+   before it is handled: left alone, nothing would meet it before the next packet or the
+   idle deadline. */
 static void tls_drain(struct tp_conn *c)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    short end = BEV_EVENT_ERROR;
     while (SSL_has_pending(ssl)) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(in, TLS_RECORD_MAX, &v, 1) != 1)
-            return;
+            goto fail;
         int n = SSL_read(ssl, v.iov_base, v.iov_len < INT_MAX ? (int)v.iov_len : INT_MAX);
         if (n <= 0) {
             int e = SSL_get_error(ssl, n);
             ERR_clear_error();
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 return; /* a record still arriving */
-            bufferevent_disable(c->bev, EV_READ);
-            bufferevent_trigger_event(c->bev,
-                                      BEV_EVENT_READING | (e == SSL_ERROR_ZERO_RETURN
-                                                               ? BEV_EVENT_EOF
-                                                               : BEV_EVENT_ERROR),
-                                      BEV_TRIG_DEFER_CALLBACKS);
-            return;
+            if (e == SSL_ERROR_ZERO_RETURN)
+                end = BEV_EVENT_EOF;
+            goto fail;
         }
         v.iov_len = (size_t)n;
         if (evbuffer_commit_space(in, &v, 1) != 0)
-            return;
+            goto fail;
     }
+    return;
+fail:
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_trigger_event(c->bev, BEV_EVENT_READING | end, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 int tp_conn_read_on(struct tp_conn *c)

@@ -1,8 +1,8 @@
 /* HTTP/1.1 upstream client with a per-worker keep-alive pool.
 
    Layout: the pool, its connections (conn_*) and requests (req_*); the sans-I/O
-   response parser they drive is tp_upstream_resp.c. Each connection is torn down in exactly
-   one place, conn_close(), with a fixed reason string. User callbacks are called only
+   response parser they drive is tp_upstream_resp.c. Each connection is torn down in
+   exactly one place, conn_close(), with a fixed reason string. User callbacks are called only
    from event handlers, through wrappers that notice a cancel made from inside the
    callback; after anything that may tear a connection down, the caller returns. */
 #include "tp_upstream.h"

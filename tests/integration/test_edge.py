@@ -83,7 +83,8 @@ def test_one_session_ticket_that_resumes(env):
     sess = env.path("ticket.pem")
     out = _s_client(z.tls_port, c.ca, "-sess_out", sess)
     tickets = out.count("NewSessionTicket")
-    zl.assert_eq(tickets, 1, "NewSessionTicket messages in a full handshake:\n" + out[-3000:])
+    zl.assert_eq(tickets, 1,
+                 "NewSessionTicket messages in a full handshake:\n" + out[-3000:])
     assert "Verify return code: 0 (ok)" in out, out[-3000:]
     assert os.path.getsize(sess) > 0, "s_client saved no session"
     out = _s_client(z.tls_port, c.ca, "-sess_in", sess)

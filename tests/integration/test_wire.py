@@ -293,7 +293,8 @@ def test_bad_record_read_ahead_ends_the_connection(env):
                 c.h2.increment_flow_control_window(1)
                 c.tls.write(c.h2.data_to_send())  # one record each
             if tail == "forged":
-                last = bytes([23, 3, 3, 0, 64]) + os.urandom(64)  # application data, bad tag
+                # application data whose tag cannot verify
+                last = bytes([23, 3, 3, 0, 64]) + os.urandom(64)
             else:
                 try:
                     c.tls.unwrap()
